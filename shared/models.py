@@ -1,0 +1,217 @@
+"""The database tables, as SQLModel classes.
+
+The schema itself is created by the Alembic migrations in ``shared/migrations``;
+these classes serve the API's CRUD. The daemon's hot path writes SQL directly
+(``shared/queue.py``) against the same tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class JobState(StrEnum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    # A one-off that ran, or a schedule past its end.
+    COMPLETED = "COMPLETED"
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    MISSED = "MISSED"
+    CANCELLED = "CANCELLED"
+
+
+FINAL_STATUSES = frozenset(
+    {
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.SKIPPED,
+        ExecutionStatus.MISSED,
+        ExecutionStatus.CANCELLED,
+    }
+)
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "SCHEDULE"
+    MANUAL = "MANUAL"
+
+
+class AttemptOutcome(StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    # The daemon holding the attempt stopped renewing its lease; another took over.
+    ABANDONED = "ABANDONED"
+
+
+class DaemonState(StrEnum):
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    DEAD = "DEAD"
+
+
+def _enum(enum: type[StrEnum], name: str) -> sa.Enum:
+    return sa.Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+def _now_default() -> dict[str, Any]:
+    return {"server_default": sa.text("tickwork_now()"), "nullable": False}
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.Index(
+            "ix_jobs_due", "next_run_at", postgresql_where=sa.text("state = 'ACTIVE'")
+        ),
+        sa.Index("ix_jobs_created_at_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        primary_key=True,
+    )
+    key: str | None = Field(default=None, unique=True, max_length=200)
+    name: str = Field(max_length=200)
+    schedule: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
+    action: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
+    payload: Any = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
+    max_retries: int = Field(default=3, ge=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    state: JobState = Field(
+        default=JobState.ACTIVE,
+        sa_column=sa.Column(_enum(JobState, "job_state"), nullable=False),
+    )
+    state_reason: str | None = None
+    next_run_at: datetime | None = Field(default=None)
+    created_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
+    updated_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
+
+
+class Execution(SQLModel, table=True):
+    __tablename__ = "executions"
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "scheduled_for"),
+        # The claim query reads the first two; the history pages read the third.
+        sa.Index(
+            "ix_executions_claimable",
+            "run_at",
+            postgresql_where=sa.text("status IN ('PENDING', 'RETRYING')"),
+        ),
+        sa.Index(
+            "ix_executions_lease",
+            "lease_expires_at",
+            postgresql_where=sa.text("status = 'RUNNING'"),
+        ),
+        sa.Index("ix_executions_job_history", "job_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    job_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    # The fire time this execution is for; NULL for a manual trigger.
+    scheduled_for: datetime | None = None
+    trigger: Trigger = Field(
+        default=Trigger.SCHEDULE,
+        sa_column=sa.Column(_enum(Trigger, "execution_trigger"), nullable=False),
+    )
+    status: ExecutionStatus = Field(
+        default=ExecutionStatus.PENDING,
+        sa_column=sa.Column(
+            _enum(ExecutionStatus, "execution_status"), nullable=False
+        ),
+    )
+    # When it may next be claimed: its fire time, or when its next retry is due.
+    run_at: datetime
+    # Attempts started, takeovers included; `failures` counts against max_retries.
+    attempt: int = 0
+    failures: int = 0
+    # Ownership: bumped by the database on every claim; every write by the
+    # holder is conditioned on it.
+    fence: int = Field(default=0, sa_type=sa.BigInteger)
+    daemon_id: uuid.UUID | None = None
+    lease_expires_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    http_status: int | None = None
+    result: Any = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
+    error: str | None = None
+    created_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
+
+
+class Attempt(SQLModel, table=True):
+    """One delivery of an execution, written once when it ends (append-only)."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (sa.UniqueConstraint("execution_id", "number"),)
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
+    )
+    execution_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid,
+            sa.ForeignKey("executions.id", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    number: int
+    daemon_id: uuid.UUID | None = None
+    outcome: AttemptOutcome = Field(
+        sa_column=sa.Column(_enum(AttemptOutcome, "attempt_outcome"), nullable=False)
+    )
+    started_at: datetime
+    finished_at: datetime
+    http_status: int | None = None
+    error: str | None = None
+    response_excerpt: str | None = None
+
+
+class Daemon(SQLModel, table=True):
+    __tablename__ = "daemons"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    hostname: str
+    pid: int
+    concurrency: int
+    state: DaemonState = Field(
+        default=DaemonState.RUNNING,
+        sa_column=sa.Column(_enum(DaemonState, "daemon_state"), nullable=False),
+    )
+    started_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
+    heartbeat_at: datetime | None = Field(
+        default=None, sa_column_kwargs=_now_default()
+    )
+    stopped_at: datetime | None = None

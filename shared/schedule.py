@@ -1,0 +1,246 @@
+"""Schedules and the one pure function that says when a job fires next.
+
+A schedule is stored on the job as JSON. Three kinds exist:
+
+* ``interval``: every ``interval_seconds``, at ``anchor + k * interval`` (k >= 0),
+  however long each run takes, so runs never drift;
+* ``cron``: a cron expression evaluated in an IANA time zone (cronsim, which follows
+  Debian cron, including its daylight-saving rules);
+* ``at``: once, at one instant.
+
+Any kind may carry ``start_at`` and ``end_at`` bounds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+from pydantic import BaseModel, ConfigDict
+
+from shared.errors import FieldError, InvalidInputError
+
+ScheduleKind = Literal["interval", "cron", "at"]
+
+_UNSUPPORTED_MACROS = {"@reboot"}
+
+
+class Schedule(BaseModel):
+    """A validated schedule, as stored in ``jobs.schedule``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ScheduleKind
+    interval_seconds: int | None = None
+    cron_expression: str | None = None
+    timezone: str = "UTC"
+    at: datetime | None = None
+    # For intervals the anchor: fire times are start_at + k * interval.
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+    def describe(self) -> str:
+        """A plain-language description, for people."""
+        if self.kind == "interval":
+            text = f"Every {_plural(self.interval_seconds or 0, 'second')}"
+        elif self.kind == "cron":
+            text = f"{_explain_cron(self.cron_expression or '')} ({self.timezone})"
+        else:
+            text = f"Once at {_iso(self.at)}" if self.at else "Once"
+        if self.end_at is not None:
+            text += f", until {_iso(self.end_at)}"
+        return text
+
+
+def build_schedule(
+    *,
+    interval_seconds: int | None = None,
+    cron_expression: str | None = None,
+    timezone: str | None = None,
+    at: datetime | None = None,
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+    now: datetime,
+    field: str = "schedule",
+) -> Schedule:
+    """Validate user input into a :class:`Schedule`, or raise InvalidInputError.
+
+    ``now`` anchors an interval schedule that has no ``start_at``.
+    """
+    given = [
+        name
+        for name, value in (
+            ("intervalSeconds", interval_seconds),
+            ("cron", cron_expression),
+            ("at", at),
+        )
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise InvalidInputError.single(
+            field, "give exactly one of intervalSeconds, cron or at"
+        )
+
+    errors: list[FieldError] = []
+    for name, value in (("startAt", start_at), ("endAt", end_at), ("at", at)):
+        if value is not None and value.tzinfo is None:
+            errors.append(FieldError(f"{field}.{name}", "needs a UTC offset"))
+    if errors:
+        raise InvalidInputError(errors)
+    if start_at and end_at and end_at <= start_at:
+        errors.append(FieldError(f"{field}.endAt", "must be after startAt"))
+
+    if interval_seconds is not None:
+        if interval_seconds < 1:
+            errors.append(
+                FieldError(f"{field}.intervalSeconds", "must be at least 1 second")
+            )
+        schedule = Schedule(
+            kind="interval",
+            interval_seconds=interval_seconds,
+            start_at=_utc(start_at or now),
+            end_at=_utc(end_at),
+        )
+    elif cron_expression is not None:
+        expression = " ".join(cron_expression.split())
+        tz_name = (timezone or "UTC").strip()
+        zone = _zone(tz_name, f"{field}.cron.timezone", errors)
+        if zone is not None:
+            _check_cron(expression, zone, f"{field}.cron.expression", errors)
+        schedule = Schedule(
+            kind="cron",
+            cron_expression=expression,
+            timezone=tz_name,
+            start_at=_utc(start_at),
+            end_at=_utc(end_at),
+        )
+    else:
+        schedule = Schedule(
+            kind="at", at=_utc(at), start_at=_utc(start_at), end_at=_utc(end_at)
+        )
+
+    if errors:
+        raise InvalidInputError(errors)
+    return schedule
+
+
+def next_fire_time(schedule: Schedule, after: datetime) -> datetime | None:
+    """The first fire time strictly after ``after``, or None when there is none.
+
+    Pure: the same schedule and instant always give the same answer, in UTC.
+    """
+    after = _utc(after)
+    if schedule.start_at is not None and schedule.kind != "interval":
+        after = max(after, schedule.start_at - timedelta(microseconds=1))
+
+    if schedule.kind == "interval":
+        candidate = _next_interval(schedule, after)
+    elif schedule.kind == "cron":
+        zone = ZoneInfo(schedule.timezone)
+        candidate = next(CronSim(schedule.cron_expression, after.astimezone(zone)))
+        candidate = candidate.astimezone(UTC)
+    else:
+        candidate = schedule.at if schedule.at and schedule.at > after else None
+
+    if candidate is None or (schedule.end_at and candidate > schedule.end_at):
+        return None
+    return candidate
+
+
+def first_fire_time(schedule: Schedule, now: datetime) -> datetime | None:
+    """When a new or changed job fires first.
+
+    A one-off whose time has passed fires at once (its stored time, already due);
+    the other kinds fire at their first time at or after ``now``.
+    """
+    if schedule.kind == "at":
+        return schedule.at
+    return next_fire_time(schedule, _utc(now) - timedelta(microseconds=1))
+
+
+def latest_due_fire_time(
+    schedule: Schedule, due: datetime, now: datetime
+) -> tuple[datetime, datetime | None]:
+    """Given a job due at ``due`` (<= now), the newest fire time not after ``now``
+    and the fire time that follows it.
+
+    When a daemon finds a job late (every daemon was down), it runs the most recent
+    missed time once rather than a burst of every missed one.
+    """
+    fire = due
+    following = next_fire_time(schedule, fire)
+    if schedule.kind == "interval" and following is not None and following <= now:
+        # Jump straight to the last interval boundary at or before now.
+        fire = _previous_interval(schedule, now)
+        following = next_fire_time(schedule, fire)
+    steps = 0
+    while following is not None and following <= now and steps < 10_000:
+        fire, following = following, next_fire_time(schedule, following)
+        steps += 1
+    return fire, following
+
+
+def _next_interval(schedule: Schedule, after: datetime) -> datetime:
+    anchor = schedule.start_at
+    step = timedelta(seconds=schedule.interval_seconds or 1)
+    if anchor is None or after < anchor:
+        return anchor or after + step
+    periods = (after - anchor) // step + 1
+    return anchor + periods * step
+
+
+def _previous_interval(schedule: Schedule, at_or_before: datetime) -> datetime:
+    anchor = schedule.start_at
+    step = timedelta(seconds=schedule.interval_seconds or 1)
+    if anchor is None or at_or_before < anchor:
+        return at_or_before
+    return anchor + ((at_or_before - anchor) // step) * step
+
+
+def _zone(name: str, field: str, errors: list[FieldError]) -> ZoneInfo | None:
+    if not name:
+        errors.append(FieldError(field, "must not be empty"))
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(FieldError(field, f"unknown time zone {name!r}"))
+        return None
+
+
+def _check_cron(
+    expression: str, zone: ZoneInfo, field: str, errors: list[FieldError]
+) -> None:
+    if not expression:
+        errors.append(FieldError(field, "must not be empty"))
+        return
+    if expression.lower() in _UNSUPPORTED_MACROS:
+        errors.append(FieldError(field, f"{expression} cannot be scheduled"))
+        return
+    try:
+        next(CronSim(expression, datetime.now(zone)))
+    except CronSimError as exc:
+        errors.append(FieldError(field, f"invalid cron expression: {exc}"))
+    except StopIteration:
+        errors.append(FieldError(field, "this expression never fires"))
+
+
+def _explain_cron(expression: str) -> str:
+    try:
+        return CronSim(expression, datetime.now(UTC)).explain()
+    except (CronSimError, ValueError):
+        return f"Cron {expression}"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"

@@ -1,0 +1,86 @@
+"""Process settings, read from ``TICKWORK_*`` environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every setting of both processes; each is ``TICKWORK_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKWORK_", extra="ignore")
+
+    env: Environment = Field(
+        Environment.PRODUCTION,
+        description="development turns on GraphiQL, introspection and unmasked errors.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL URL. Unset: `tickwork up` starts an embedded server.",
+    )
+    data_dir: Path = Field(
+        Path(".tickwork"),
+        description="Where `tickwork up` keeps its embedded PostgreSQL cluster.",
+    )
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8000, description="Port the API listens on.")
+    quote_url: str | None = Field(
+        None,
+        description="Quote source for fetch jobs without a URL. "
+        "Default: the API's built-in /quote on 127.0.0.1:<port>.",
+    )
+
+    # Daemon.
+    concurrency: int = Field(64, ge=1, description="Runs in flight per daemon.")
+    claim_batch: int = Field(100, ge=1, le=200, description="Runs claimed per query.")
+    lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a claim stays valid without renewal; another daemon "
+        "takes a run over this long after its daemon stopped renewing.",
+    )
+    heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a daemon renews its leases and heartbeat."
+    )
+    poll_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Fallback poll for lost notifications; normal wake-ups come "
+        "from LISTEN/NOTIFY and the next due time.",
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="On SIGTERM, how long in-flight runs may finish before the "
+        "rest are handed back.",
+    )
+    retry_base_seconds: float = Field(
+        2.0, gt=0, description="First retry delay; doubles per failure, with jitter."
+    )
+    retry_max_seconds: float = Field(300.0, gt=0, description="Cap on a retry delay.")
+    http_transport: str = Field(
+        "aiohttp", description="HTTP transport for runs: aiohttp or httpx."
+    )
+
+    @property
+    def development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    def resolved_quote_url(self) -> str:
+        return self.quote_url or f"http://127.0.0.1:{self.port}/quote"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
