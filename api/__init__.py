@@ -1,0 +1,1 @@
+"""Tickwork's GraphQL API: jobs, executions and live updates over HTTP."""

@@ -1,0 +1,106 @@
+"""The FastAPI application: /graphql, health checks, /quote and the web page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.broadcaster import Broadcaster
+from api.context import ApiState
+from api.quotes import random_quote
+from api.router import create_router
+from shared.db import create_engine, session_factory
+from shared.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+READY_TIMEOUT_SECONDS = 2.0
+
+NO_WEB_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tickwork</title></head>
+<body><h1>Tickwork</h1>
+<p>The web page is not built. Run <code>make run</code>, which builds it, or
+<code>cd web &amp;&amp; npm ci &amp;&amp; node build.mjs</code>.</p>
+<p>The GraphQL API is at <a href="/graphql">/graphql</a>.</p></body></html>
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API application; the database is reached only once it starts."""
+    settings = settings or get_settings()
+    if not settings.database_url:
+        raise ValueError("TICKWORK_DATABASE_URL is not set")
+    database_url = settings.database_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        broadcaster = Broadcaster(database_url, sessions)
+        app.state.tickwork = ApiState(settings, engine, sessions, broadcaster)
+        broadcaster.start()
+        try:
+            yield
+        finally:
+            # Stop the listener first: it reads through the engine's pool.
+            await broadcaster.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Tickwork",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.development else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.development else None,
+    )
+    app.include_router(create_router(development=settings.development))
+    app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/readyz", readyz, methods=["GET"])
+    app.add_api_route("/quote", quote, methods=["GET"])
+
+    # Mounted last, so that every route above wins over a file of the same name.
+    if WEB_DIST.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIST, html=True), name="web")
+    else:
+        app.add_api_route("/", no_web_page, methods=["GET"], include_in_schema=False)
+    return app
+
+
+async def healthz() -> dict[str, str]:
+    """The process is up; says nothing about the database."""
+    return {"status": "ok"}
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers a query within READY_TIMEOUT_SECONDS."""
+    state: ApiState = request.app.state.tickwork
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            async with state.engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        logger.warning("not ready: database unavailable: %s", exc)
+        return JSONResponse(
+            {"status": "unavailable", "reason": "database unavailable"},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok"})
+
+
+async def quote() -> dict[str, str]:
+    """A random quote: what a fetch job without a URL fetches."""
+    return dict(random_quote())
+
+
+async def no_web_page() -> HTMLResponse:
+    return HTMLResponse(NO_WEB_PAGE)

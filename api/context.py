@@ -1,0 +1,63 @@
+"""What every resolver can reach: the database, live updates and batch loaders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
+from strawberry.dataloader import DataLoader
+from strawberry.fastapi import BaseContext
+
+from api import store
+from api.broadcaster import Broadcaster
+from shared.models import Attempt, Execution
+from shared.settings import Settings
+
+
+@dataclass
+class ApiState:
+    """The process-wide resources, created by the app's lifespan."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    broadcaster: Broadcaster
+
+
+class Context(BaseContext):
+    """One per HTTP request, or one per WebSocket connection."""
+
+    def __init__(self, state: ApiState, *, cache: bool) -> None:
+        super().__init__()
+        self.state = state
+        self.sessions = state.sessions
+        self.broadcaster = state.broadcaster
+        # A WebSocket context lives as long as the connection, so its loaders
+        # only batch and never cache: a cached row would go stale.
+        self.last_execution = DataLoader(self._load_last_executions, cache=cache)
+        self.attempts = DataLoader(self._load_attempts, cache=cache)
+
+    async def _load_last_executions(
+        self, job_ids: Sequence[uuid.UUID]
+    ) -> list[Execution | None]:
+        async with self.sessions() as session:
+            found = await store.last_executions(session, job_ids)
+        return [found.get(job_id) for job_id in job_ids]
+
+    async def _load_attempts(
+        self, execution_ids: Sequence[uuid.UUID]
+    ) -> list[list[Attempt]]:
+        async with self.sessions() as session:
+            found = await store.attempts_of(session, execution_ids)
+        return [found.get(execution_id, []) for execution_id in execution_ids]
+
+
+async def get_context(connection: HTTPConnection) -> Context:
+    """FastAPI dependency building the context; the app state holds the resources."""
+    state: ApiState = connection.app.state.tickwork
+    return Context(state, cache=not isinstance(connection, WebSocket))

@@ -1,0 +1,123 @@
+"""GraphQL input types: what createJob and updateJob accept.
+
+Fields left out arrive as ``UNSET``, so an update can tell "not given" from null.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry import UNSET
+from strawberry.scalars import JSON
+
+
+@strawberry.input(description="A cron expression evaluated in a time zone.")
+class CronInput:
+    expression: str = strawberry.field(
+        description="Five fields (or six, seconds first), as in Debian cron."
+    )
+    timezone: str | None = strawberry.field(
+        default="UTC", description="IANA time zone name, e.g. Europe/Berlin."
+    )
+
+
+@strawberry.input(
+    description="When a job runs: exactly one of intervalSeconds, cron or at."
+)
+class ScheduleInput:
+    interval_seconds: int | None = strawberry.field(
+        default=UNSET, description="Run every this many seconds (at least 1)."
+    )
+    cron: CronInput | None = strawberry.field(
+        default=UNSET, description="Run on a cron schedule."
+    )
+    at: datetime | None = strawberry.field(
+        default=UNSET, description="Run once at this instant (with a UTC offset)."
+    )
+    start_at: datetime | None = strawberry.field(
+        default=UNSET,
+        description="No run before this instant; intervals count from it "
+        "(default: now).",
+    )
+    end_at: datetime | None = strawberry.field(
+        default=UNSET, description="No run after this instant."
+    )
+
+
+@strawberry.input(description="POST the job's payload as JSON to a URL.")
+class WebhookInput:
+    url: str = strawberry.field(description="An absolute http:// or https:// URL.")
+    headers: JSON | None = strawberry.field(
+        default=UNSET, description="Extra request headers, as {name: value}."
+    )
+    verify_tls: bool | None = strawberry.field(
+        default=True, description="Check the server's TLS certificate."
+    )
+    follow_redirects: bool | None = strawberry.field(
+        default=False, description="Follow 3xx responses instead of failing."
+    )
+
+
+@strawberry.input(description="GET a URL and keep its JSON response as the result.")
+class FetchInput:
+    url: str | None = strawberry.field(
+        default=UNSET, description="The URL; none fetches the built-in quote."
+    )
+
+
+@strawberry.input(description="What a run does: exactly one of webhook or fetch.")
+class ActionInput:
+    webhook: WebhookInput | None = strawberry.field(
+        default=UNSET, description="POST to a webhook."
+    )
+    fetch: FetchInput | None = strawberry.field(
+        default=UNSET, description="Fetch a URL."
+    )
+
+
+@strawberry.input(description="A new job. A key that exists updates that job.")
+class CreateJobInput:
+    name: str = strawberry.field(description="A name for people, 1 to 200 characters.")
+    key: str | None = strawberry.field(
+        default=UNSET,
+        description="A stable identifier of your choosing; creating a job with a "
+        "key that exists updates that job in place.",
+    )
+    schedule: ScheduleInput | None = strawberry.field(
+        default=UNSET, description="When the job runs. Required."
+    )
+    action: ActionInput | None = strawberry.field(
+        default=UNSET,
+        description="What a run does. Optional when the payload holds "
+        "webhook_url or callback_url: then it is a webhook to that URL.",
+    )
+    payload: JSON | None = strawberry.field(
+        default=UNSET, description="JSON sent with each webhook call."
+    )
+    max_retries: int | None = strawberry.field(
+        default=3, description="Retries after a failed run, 0 to 100."
+    )
+    timeout_seconds: float | None = strawberry.field(
+        default=30.0, description="Time limit of one attempt, up to 3600 seconds."
+    )
+
+
+@strawberry.input(description="Changes to a job; fields left out stay as they are.")
+class UpdateJobInput:
+    name: str | None = strawberry.field(default=UNSET, description="A new name.")
+    schedule: ScheduleInput | None = strawberry.field(
+        default=UNSET, description="A new schedule; the next run time follows it."
+    )
+    action: ActionInput | None = strawberry.field(
+        default=UNSET, description="A new action."
+    )
+    payload: JSON | None = strawberry.field(
+        default=UNSET, description="A new payload; null removes it."
+    )
+    max_retries: int | None = strawberry.field(
+        default=UNSET, description="Retries after a failed run, 0 to 100."
+    )
+    timeout_seconds: float | None = strawberry.field(
+        default=UNSET, description="Time limit of one attempt, up to 3600 seconds."
+    )

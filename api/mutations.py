@@ -1,0 +1,172 @@
+"""The Mutation root. Each mutation is one transaction that also wakes the daemons.
+
+Expected failures are results, not errors: InvalidInput names each bad field and
+NotFound the unknown id, and in both cases nothing is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import store
+from api.inputs import (
+    ActionInput,
+    CreateJobInput,
+    FetchInput,
+    ScheduleInput,
+    UpdateJobInput,
+)
+from api.pagination import parse_id
+from api.types import (
+    Deleted,
+    DeleteResult,
+    Execution,
+    ExecutionResult,
+    InvalidInput,
+    Job,
+    JobResult,
+    NotFound,
+)
+from api.validation import create_values, timing, update_values
+from shared import models
+from shared.errors import InvalidInputError
+from shared.schedule import Schedule
+
+T = TypeVar("T")
+
+JobChange = Callable[[AsyncSession, models.Job, datetime], Awaitable[T]]
+
+TEST_JOB = CreateJobInput(
+    name="Test job",
+    schedule=ScheduleInput(interval_seconds=5),
+    action=ActionInput(fetch=FetchInput()),
+)
+
+
+@strawberry.type(description="Create, change, run and delete jobs.")
+class Mutation:
+    @strawberry.mutation(
+        description="Create a job; with a key that exists, update that job instead."
+    )
+    async def create_job(
+        self, info: strawberry.Info, input: CreateJobInput
+    ) -> JobResult:
+        return await _create(info, input)
+
+    @strawberry.mutation(description="Change the fields of a job that are given.")
+    async def update_job(
+        self, info: strawberry.Info, id: strawberry.ID, input: UpdateJobInput
+    ) -> JobResult:
+        async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
+            values = update_values(input, now)
+            if job.state == models.JobState.PAUSED and "state" in values:
+                # A new schedule moves the next run, but only resumeJob resumes.
+                values.pop("state")
+                values.pop("state_reason")
+            _apply(job, values, now)
+            return Job.from_row(job)
+
+        return await _with_job(info, id, change)
+
+    @strawberry.mutation(description="Stop running a job until resumeJob.")
+    async def pause_job(self, info: strawberry.Info, id: strawberry.ID) -> JobResult:
+        async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
+            if job.state == models.JobState.ACTIVE:
+                _apply(
+                    job, {"state": models.JobState.PAUSED, "state_reason": None}, now
+                )
+            return Job.from_row(job)
+
+        return await _with_job(info, id, change)
+
+    @strawberry.mutation(
+        description="Run a paused job again; its next run is counted from now."
+    )
+    async def resume_job(self, info: strawberry.Info, id: strawberry.ID) -> JobResult:
+        async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
+            if job.state == models.JobState.PAUSED:
+                schedule = Schedule.model_validate(job.schedule)
+                _apply(job, timing(schedule, now), now)
+            return Job.from_row(job)
+
+        return await _with_job(info, id, change)
+
+    @strawberry.mutation(description="Run a job now, whatever its schedule.")
+    async def trigger_job(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> ExecutionResult:
+        async def change(
+            session: AsyncSession, job: models.Job, now: datetime
+        ) -> Execution:
+            row = await store.insert_manual_execution(session, job.id)
+            return Execution.from_row(row)
+
+        return await _with_job(info, id, change)
+
+    @strawberry.mutation(description="Delete a job and its executions.")
+    async def delete_job(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> DeleteResult:
+        job_id = parse_id(id)
+        if job_id is not None:
+            async with info.context.sessions.begin() as session:
+                deleted = await store.delete_job(session, job_id)
+                if deleted:
+                    await store.wake_daemons(session)
+            if deleted:
+                return Deleted(id=id)
+        return _not_found(id)
+
+    @strawberry.mutation(
+        description="Create a job that fetches the built-in quote every 5 seconds."
+    )
+    async def create_test_job(self, info: strawberry.Info) -> JobResult:
+        return await _create(info, TEST_JOB)
+
+
+async def _create(info: strawberry.Info, spec: CreateJobInput) -> Job | InvalidInput:
+    try:
+        async with info.context.sessions.begin() as session:
+            now = await store.db_now(session)
+            row = await store.upsert_job(session, create_values(spec, now))
+            await store.wake_daemons(session)
+    except InvalidInputError as exc:
+        return InvalidInput.from_error(exc)
+    return Job.from_row(row)
+
+
+async def _with_job(
+    info: strawberry.Info, id: strawberry.ID, change: JobChange[T]
+) -> T | InvalidInput | NotFound:
+    """Lock the job, apply ``change`` and wake the daemons, in one transaction.
+
+    An InvalidInputError from ``change`` rolls the transaction back.
+    """
+    job_id = parse_id(id)
+    if job_id is None:
+        return _not_found(id)
+    try:
+        async with info.context.sessions.begin() as session:
+            job = await store.get_job(session, job_id, for_update=True)
+            if job is None:
+                return _not_found(id)
+            result = await change(session, job, await store.db_now(session))
+            await store.wake_daemons(session)
+    except InvalidInputError as exc:
+        return InvalidInput.from_error(exc)
+    return result
+
+
+def _apply(job: models.Job, values: dict[str, object], now: datetime) -> None:
+    for name, value in values.items():
+        setattr(job, name, value)
+    job.updated_at = now
+
+
+def _not_found(id: strawberry.ID) -> NotFound:
+    return NotFound(message=f"no job with id {id}", id=id)

@@ -1,0 +1,364 @@
+"""GraphQL output types, each built from a database row by ``from_row``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from api import store
+from api.pagination import Cursor, page_size, parse_cursor
+from shared import models
+from shared.errors import InvalidInputError
+from shared.schedule import Schedule as StoredSchedule
+
+JobState = strawberry.enum(
+    models.JobState,
+    description="ACTIVE jobs run on schedule; PAUSED ones wait for resumeJob; "
+    "COMPLETED ones have nothing left to run.",
+)
+ExecutionStatus = strawberry.enum(
+    models.ExecutionStatus,
+    description="Where a run is: waiting (PENDING, RETRYING), RUNNING, or "
+    "finished (the others).",
+)
+
+
+@strawberry.type(description="One page of results does, or does not, have a next.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More results follow.")
+    end_cursor: str | None = strawberry.field(
+        description="Pass as `after` to get the next page."
+    )
+
+
+@strawberry.type(description="One delivery of an execution, recorded when it ended.")
+class Attempt:
+    number: int = strawberry.field(description="1 for the first attempt, and so on.")
+    daemon_id: strawberry.ID | None = strawberry.field(
+        description="The daemon that made the attempt."
+    )
+    started_at: datetime = strawberry.field(description="When it started.")
+    finished_at: datetime = strawberry.field(description="When it ended.")
+    outcome: str = strawberry.field(
+        description="SUCCEEDED, FAILED, or ABANDONED when its daemon went away."
+    )
+    http_status: int | None = strawberry.field(description="The response status.")
+    error: str | None = strawberry.field(description="Why it failed.")
+    response_excerpt: str | None = strawberry.field(
+        description="The start of the response body."
+    )
+
+    @classmethod
+    def from_row(cls, row: models.Attempt) -> Attempt:
+        return cls(
+            number=row.number,
+            daemon_id=_id(row.daemon_id),
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            outcome=str(row.outcome),
+            http_status=row.http_status,
+            error=row.error,
+            response_excerpt=row.response_excerpt,
+        )
+
+
+@strawberry.type(description="One run of a job, with its attempts.")
+class Execution:
+    id: strawberry.ID = strawberry.field(description="The execution's id.")
+    job_id: strawberry.ID = strawberry.field(description="The job it runs.")
+    status: ExecutionStatus = strawberry.field(description="Where the run is.")
+    trigger: str = strawberry.field(description="SCHEDULE, or MANUAL for triggerJob.")
+    attempt: int = strawberry.field(description="Attempts started so far.")
+    scheduled_for: datetime | None = strawberry.field(
+        description="The fire time it is for; null for a manual run."
+    )
+    started_at: datetime | None = strawberry.field(
+        description="When its latest attempt started."
+    )
+    finished_at: datetime | None = strawberry.field(description="When it finished.")
+    duration_ms: int | None = strawberry.field(
+        description="finishedAt - startedAt, in milliseconds."
+    )
+    http_status: int | None = strawberry.field(
+        description="The latest attempt's response status."
+    )
+    result: JSON | None = strawberry.field(
+        description="What the latest attempt returned, as JSON."
+    )
+    error: str | None = strawberry.field(description="Why the latest attempt failed.")
+    row_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="Every attempt so far, first to last.")
+    async def attempts(self, info: strawberry.Info) -> list[Attempt]:
+        rows = await info.context.attempts.load(self.row_id)
+        return [Attempt.from_row(row) for row in rows]
+
+    @classmethod
+    def from_row(cls, row: models.Execution) -> Execution:
+        duration = None
+        if row.started_at is not None and row.finished_at is not None:
+            duration = round((row.finished_at - row.started_at).total_seconds() * 1000)
+        return cls(
+            id=_id(row.id),
+            job_id=_id(row.job_id),
+            status=models.ExecutionStatus(row.status),
+            trigger=str(row.trigger),
+            attempt=row.attempt,
+            scheduled_for=row.scheduled_for,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            duration_ms=duration,
+            http_status=row.http_status,
+            result=row.result,
+            error=row.error,
+            row_id=row.id,
+        )
+
+
+@strawberry.type(description="An execution and its place in the list.")
+class ExecutionEdge:
+    cursor: str = strawberry.field(description="This execution's position.")
+    node: Execution = strawberry.field(description="The execution.")
+
+
+@strawberry.type(description="A page of executions, newest first.")
+class ExecutionConnection:
+    edges: list[ExecutionEdge] = strawberry.field(description="The executions.")
+    page_info: PageInfo = strawberry.field(description="Where the next page starts.")
+
+
+@strawberry.type(description="A cron expression and the time zone it runs in.")
+class CronSchedule:
+    expression: str = strawberry.field(description="The cron expression.")
+    timezone: str = strawberry.field(description="The IANA time zone.")
+
+
+@strawberry.type(description="When a job runs.")
+class Schedule:
+    description: str = strawberry.field(description="The schedule in plain words.")
+    interval_seconds: int | None = strawberry.field(
+        description="For an interval: seconds between runs."
+    )
+    cron: CronSchedule | None = strawberry.field(description="For a cron schedule.")
+    at: datetime | None = strawberry.field(description="For a one-off: when.")
+    start_at: datetime | None = strawberry.field(
+        description="No run before this; intervals count from it."
+    )
+    end_at: datetime | None = strawberry.field(description="No run after this.")
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Schedule:
+        schedule = StoredSchedule.model_validate(data)
+        cron = None
+        if schedule.kind == "cron":
+            cron = CronSchedule(
+                expression=schedule.cron_expression or "", timezone=schedule.timezone
+            )
+        return cls(
+            description=schedule.describe(),
+            interval_seconds=schedule.interval_seconds,
+            cron=cron,
+            at=schedule.at,
+            start_at=schedule.start_at,
+            end_at=schedule.end_at,
+        )
+
+
+@strawberry.type(description="A POST of the job's payload to a URL.")
+class WebhookAction:
+    url: str = strawberry.field(description="Where the payload goes.")
+    headers: JSON | None = strawberry.field(description="Extra request headers.")
+    verify_tls: bool = strawberry.field(description="The certificate is checked.")
+    follow_redirects: bool = strawberry.field(description="3xx responses are followed.")
+
+
+@strawberry.type(description="A GET of a URL whose JSON response is kept.")
+class FetchAction:
+    url: str | None = strawberry.field(
+        description="The URL; null fetches the built-in quote."
+    )
+
+
+@strawberry.type(description="What a run does: one of the fields is set.")
+class Action:
+    webhook: WebhookAction | None = strawberry.field(description="A webhook call.")
+    fetch: FetchAction | None = strawberry.field(description="A fetch.")
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Action:
+        if data.get("kind") == "webhook":
+            hook = WebhookAction(
+                url=data["url"],
+                headers=data.get("headers") or None,
+                verify_tls=data.get("verify_tls", True),
+                follow_redirects=data.get("follow_redirects", False),
+            )
+            return cls(webhook=hook, fetch=None)
+        return cls(webhook=None, fetch=FetchAction(url=data.get("url")))
+
+
+@strawberry.type(description="A recurring or one-off job.")
+class Job:
+    id: strawberry.ID = strawberry.field(description="The job's id.")
+    key: str | None = strawberry.field(description="Its stable key, if it has one.")
+    name: str = strawberry.field(description="Its name.")
+    state: JobState = strawberry.field(description="Whether it runs.")
+    state_reason: str | None = strawberry.field(
+        description="Why it is in this state, when that is not obvious."
+    )
+    next_run_at: datetime | None = strawberry.field(
+        description="When it runs next; null when it will not."
+    )
+    schedule: Schedule = strawberry.field(description="When it runs.")
+    action: Action = strawberry.field(description="What a run does.")
+    payload: JSON | None = strawberry.field(description="JSON sent with each call.")
+    max_retries: int = strawberry.field(description="Retries after a failed run.")
+    timeout_seconds: float = strawberry.field(description="Limit of one attempt.")
+    created_at: datetime = strawberry.field(description="When it was created.")
+    row_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="Its newest execution, if any.")
+    async def last_execution(self, info: strawberry.Info) -> Execution | None:
+        row = await info.context.last_execution.load(self.row_id)
+        return Execution.from_row(row) if row is not None else None
+
+    @strawberry.field(description="Its executions, newest first.")
+    async def executions(
+        self,
+        info: strawberry.Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+    ) -> ExecutionConnection:
+        size, cursor = page_size(first, 20), parse_cursor(after)
+        async with info.context.sessions() as session:
+            rows = await store.executions_page(session, self.row_id, size, cursor)
+        edges = [
+            ExecutionEdge(cursor=_cursor(row), node=Execution.from_row(row))
+            for row in rows[:size]
+        ]
+        return ExecutionConnection(edges=edges, page_info=_page_info(edges, rows, size))
+
+    @classmethod
+    def from_row(cls, row: models.Job) -> Job:
+        return cls(
+            id=_id(row.id),
+            key=row.key,
+            name=row.name,
+            state=models.JobState(row.state),
+            state_reason=row.state_reason,
+            next_run_at=row.next_run_at,
+            schedule=Schedule.from_stored(row.schedule),
+            action=Action.from_stored(row.action),
+            payload=row.payload,
+            max_retries=row.max_retries,
+            timeout_seconds=row.timeout_seconds,
+            created_at=row.created_at,
+            row_id=row.id,
+        )
+
+
+@strawberry.type(description="A job and its place in the list.")
+class JobEdge:
+    cursor: str = strawberry.field(description="This job's position.")
+    node: Job = strawberry.field(description="The job.")
+
+
+@strawberry.type(description="A page of jobs, newest first.")
+class JobConnection:
+    edges: list[JobEdge] = strawberry.field(description="The jobs.")
+    page_info: PageInfo = strawberry.field(description="Where the next page starts.")
+
+    @classmethod
+    def from_rows(cls, rows: list[models.Job], size: int) -> JobConnection:
+        edges = [
+            JobEdge(cursor=_cursor(row), node=Job.from_row(row)) for row in rows[:size]
+        ]
+        return cls(edges=edges, page_info=_page_info(edges, rows, size))
+
+
+@strawberry.type(description="A worker process and when it last reported in.")
+class Daemon:
+    id: strawberry.ID = strawberry.field(description="The daemon's id.")
+    hostname: str = strawberry.field(description="The host it runs on.")
+    pid: int = strawberry.field(description="Its process id.")
+    started_at: datetime = strawberry.field(description="When it started.")
+    heartbeat_at: datetime = strawberry.field(description="Its latest heartbeat.")
+    state: str = strawberry.field(description="RUNNING, STOPPED or DEAD.")
+
+    @classmethod
+    def from_row(cls, row: models.Daemon) -> Daemon:
+        return cls(
+            id=_id(row.id),
+            hostname=row.hostname,
+            pid=row.pid,
+            started_at=row.started_at,
+            heartbeat_at=row.heartbeat_at,
+            state=str(row.state),
+        )
+
+
+@strawberry.type(name="FieldError", description="One input field that was rejected.")
+class FieldErrorType:
+    field: str = strawberry.field(
+        description="Its dotted input path, e.g. schedule.cron.timezone."
+    )
+    message: str = strawberry.field(description="What is wrong with it.")
+
+
+@strawberry.type(description="The input was rejected; nothing was stored.")
+class InvalidInput:
+    message: str = strawberry.field(description="A one-line summary.")
+    errors: list[FieldErrorType] = strawberry.field(description="Each bad field.")
+
+    @classmethod
+    def from_error(cls, error: InvalidInputError) -> InvalidInput:
+        fields = [
+            FieldErrorType(field=e.field, message=e.message) for e in error.errors
+        ]
+        count = len(fields)
+        noun = "field is" if count == 1 else "fields are"
+        return cls(message=f"{count} input {noun} invalid: {error}", errors=fields)
+
+
+@strawberry.type(description="No object has this id.")
+class NotFound:
+    message: str = strawberry.field(description="What was not found.")
+    id: strawberry.ID = strawberry.field(description="The id that was asked for.")
+
+
+@strawberry.type(description="The job was deleted, with its executions.")
+class Deleted:
+    id: strawberry.ID = strawberry.field(description="The deleted job's id.")
+
+
+JobResult = Annotated[
+    Job | InvalidInput | NotFound,
+    strawberry.union("JobResult", description="The job, or why not."),
+]
+ExecutionResult = Annotated[
+    Execution | InvalidInput | NotFound,
+    strawberry.union("ExecutionResult", description="The execution, or why not."),
+]
+DeleteResult = Annotated[
+    Deleted | NotFound,
+    strawberry.union("DeleteResult", description="The deletion, or why not."),
+]
+
+
+def _id(value: uuid.UUID | None) -> strawberry.ID | None:
+    return strawberry.ID(str(value)) if value is not None else None
+
+
+def _cursor(row: models.Job | models.Execution) -> str:
+    return Cursor(row.created_at, row.id).encode()
+
+
+def _page_info(edges: list[Any], rows: list[Any], size: int) -> PageInfo:
+    return PageInfo(
+        has_next_page=len(rows) > size,
+        end_cursor=edges[-1].cursor if edges else None,
+    )

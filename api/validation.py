@@ -1,0 +1,174 @@
+"""Turn mutation input into stored column values, or one InvalidInputError.
+
+Every problem found is reported at once, each under its dotted input path, so a
+client can mark all the bad fields in one round trip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from strawberry import UNSET
+
+from api.inputs import ActionInput, CreateJobInput, ScheduleInput, UpdateJobInput
+from shared.actions import Action, build_action
+from shared.errors import FieldError, InvalidInputError
+from shared.models import JobState
+from shared.schedule import Schedule, build_schedule, first_fire_time
+
+MAX_NAME = 200
+MAX_RETRIES = 100
+MAX_TIMEOUT_SECONDS = 3600.0
+
+NO_FUTURE_FIRE = "schedule has no future fire time"
+
+T = TypeVar("T")
+
+
+def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
+    """Column values for a new job (or for the job with the same key)."""
+    errors: list[FieldError] = []
+    name = _collect(errors, lambda: _name(spec.name))
+    max_retries = _collect(errors, lambda: _max_retries(spec.max_retries))
+    timeout = _collect(errors, lambda: _timeout(spec.timeout_seconds))
+    if spec.schedule is None or spec.schedule is UNSET:
+        errors.append(FieldError("schedule", "a schedule is required"))
+        schedule = None
+    else:
+        schedule = _collect(errors, lambda: _schedule(spec.schedule, now))
+    payload = None if spec.payload is UNSET else spec.payload
+    action = _collect(errors, lambda: _action(spec.action, payload))
+    key = spec.key if spec.key not in (None, UNSET) else None
+    if key is not None and not (0 < len(key.strip()) <= MAX_NAME):
+        errors.append(FieldError("key", f"must be 1 to {MAX_NAME} characters"))
+    if errors:
+        raise InvalidInputError(errors)
+
+    return {
+        "key": key.strip() if key else None,
+        "name": name,
+        "schedule": schedule.model_dump(mode="json"),
+        "action": action.model_dump(mode="json"),
+        "payload": payload,
+        "max_retries": max_retries,
+        "timeout_seconds": timeout,
+        **timing(schedule, now),
+    }
+
+
+def update_values(spec: UpdateJobInput, now: datetime) -> dict[str, Any]:
+    """Column values for the fields ``spec`` gives; the rest stay as they are.
+
+    A new schedule also moves the next run time; other changes leave it alone.
+    """
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+    if _given(spec.name):
+        values["name"] = _collect(errors, lambda: _name(spec.name))
+    if _given(spec.max_retries):
+        values["max_retries"] = _collect(errors, lambda: _max_retries(spec.max_retries))
+    if _given(spec.timeout_seconds):
+        values["timeout_seconds"] = _collect(
+            errors, lambda: _timeout(spec.timeout_seconds)
+        )
+    if spec.payload is not UNSET:
+        values["payload"] = spec.payload
+    if _given(spec.action):
+        action = _collect(errors, lambda: _action(spec.action, spec.payload))
+        values["action"] = action.model_dump(mode="json") if action else None
+    schedule = None
+    if _given(spec.schedule):
+        schedule = _collect(errors, lambda: _schedule(spec.schedule, now))
+    if errors:
+        raise InvalidInputError(errors)
+
+    if schedule is not None:
+        values["schedule"] = schedule.model_dump(mode="json")
+        values.update(timing(schedule, now))
+    return values
+
+
+def timing(schedule: Schedule, now: datetime) -> dict[str, Any]:
+    """The state and next run time a job gets when its schedule starts at ``now``."""
+    next_run_at = first_fire_time(schedule, now)
+    if next_run_at is None:
+        return {
+            "state": JobState.COMPLETED,
+            "state_reason": NO_FUTURE_FIRE,
+            "next_run_at": None,
+        }
+    return {"state": JobState.ACTIVE, "state_reason": None, "next_run_at": next_run_at}
+
+
+def _collect(errors: list[FieldError], check: Callable[[], T]) -> T | None:
+    try:
+        return check()
+    except InvalidInputError as exc:
+        errors.extend(exc.errors)
+        return None
+
+
+def _given(value: object) -> bool:
+    return value is not UNSET and value is not None
+
+
+def _name(value: str | None) -> str:
+    name = (value or "").strip()
+    if not name:
+        raise InvalidInputError.single("name", "must not be empty")
+    if len(name) > MAX_NAME:
+        raise InvalidInputError.single("name", f"must be at most {MAX_NAME} characters")
+    return name
+
+
+def _max_retries(value: int | None) -> int:
+    if value is None or not 0 <= value <= MAX_RETRIES:
+        raise InvalidInputError.single("maxRetries", f"must be 0 to {MAX_RETRIES}")
+    return value
+
+
+def _timeout(value: float | None) -> float:
+    if (
+        value is None
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_TIMEOUT_SECONDS
+    ):
+        raise InvalidInputError.single(
+            "timeoutSeconds", f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g}"
+        )
+    return float(value)
+
+
+def _schedule(spec: ScheduleInput, now: datetime) -> Schedule:
+    cron = spec.cron if _given(spec.cron) else None
+    return build_schedule(
+        interval_seconds=_or_none(spec.interval_seconds),
+        cron_expression=cron.expression if cron else None,
+        timezone=_or_none(cron.timezone) if cron else None,
+        at=_or_none(spec.at),
+        start_at=_or_none(spec.start_at),
+        end_at=_or_none(spec.end_at),
+        now=now,
+    )
+
+
+def _action(spec: ActionInput | None, payload: Any) -> Action:
+    webhook = fetch = None
+    if _given(spec) and _given(spec.webhook):
+        hook = spec.webhook
+        webhook = {
+            "url": hook.url,
+            "headers": _or_none(hook.headers),
+            "verify_tls": hook.verify_tls is not False,
+            "follow_redirects": bool(hook.follow_redirects),
+        }
+    if _given(spec) and _given(spec.fetch):
+        fetch = {"url": _or_none(spec.fetch.url)}
+    return build_action(webhook=webhook, fetch=fetch, payload=_or_none(payload))
+
+
+def _or_none(value: T) -> T | None:
+    return None if value is UNSET else value
