@@ -1,0 +1,167 @@
+"""Bad input is answered with InvalidInput naming each field, and stores nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from api_helpers import api_client, count_rows, create_job, interval_job
+
+WEBHOOK = {"webhook": {"url": "https://hooks.example/x"}}
+
+BAD_INPUTS = [
+    pytest.param(
+        {
+            "name": "tz",
+            "schedule": {
+                "cron": {"expression": "0 9 * * *", "timezone": "Mars/Olympus"}
+            },
+            "action": WEBHOOK,
+        },
+        "schedule.cron.timezone",
+        id="unknown time zone",
+    ),
+    pytest.param(
+        {
+            "name": "cron",
+            "schedule": {"cron": {"expression": "61 * * * *"}},
+            "action": WEBHOOK,
+        },
+        "schedule.cron.expression",
+        id="bad cron expression",
+    ),
+    pytest.param(
+        {"name": "zero", "schedule": {"intervalSeconds": 0}, "action": WEBHOOK},
+        "schedule.intervalSeconds",
+        id="interval of zero",
+    ),
+    pytest.param(
+        {
+            "name": "url",
+            "schedule": {"intervalSeconds": 5},
+            "action": {"webhook": {"url": "http://exa mple.com:99999/"}},
+        },
+        "action.webhook.url",
+        id="malformed webhook URL",
+    ),
+    pytest.param(
+        {
+            "name": "ftp",
+            "schedule": {"intervalSeconds": 5},
+            "action": {"fetch": {"url": "ftp://files.example/x"}},
+        },
+        "action.fetch.url",
+        id="fetch URL that is not http",
+    ),
+    pytest.param(
+        {"name": "", "schedule": {"intervalSeconds": 5}, "action": WEBHOOK},
+        "name",
+        id="empty name",
+    ),
+    pytest.param(
+        {"name": "x" * 201, "schedule": {"intervalSeconds": 5}, "action": WEBHOOK},
+        "name",
+        id="name too long",
+    ),
+    pytest.param(
+        {
+            "name": "retries",
+            "schedule": {"intervalSeconds": 5},
+            "action": WEBHOOK,
+            "maxRetries": 101,
+        },
+        "maxRetries",
+        id="too many retries",
+    ),
+    pytest.param(
+        {
+            "name": "timeout",
+            "schedule": {"intervalSeconds": 5},
+            "action": WEBHOOK,
+            "timeoutSeconds": 0,
+        },
+        "timeoutSeconds",
+        id="zero timeout",
+    ),
+    pytest.param(
+        {
+            "name": "timeout",
+            "schedule": {"intervalSeconds": 5},
+            "action": WEBHOOK,
+            "timeoutSeconds": 3601,
+        },
+        "timeoutSeconds",
+        id="timeout over an hour",
+    ),
+    pytest.param(
+        {"name": "no schedule", "action": WEBHOOK},
+        "schedule",
+        id="schedule missing",
+    ),
+    pytest.param(
+        {
+            "name": "two kinds",
+            "schedule": {"intervalSeconds": 5, "at": "2030-01-01T00:00:00Z"},
+            "action": WEBHOOK,
+        },
+        "schedule",
+        id="two schedule kinds",
+    ),
+    pytest.param(
+        {"name": "naive", "schedule": {"at": "2030-01-01T00:00:00"}, "action": WEBHOOK},
+        "schedule.at",
+        id="instant without offset",
+    ),
+    pytest.param(
+        {"name": "no action", "schedule": {"intervalSeconds": 5}},
+        "action",
+        id="action missing",
+    ),
+    pytest.param(
+        {
+            "name": "legacy",
+            "schedule": {"intervalSeconds": 5},
+            "payload": {"webhook_url": "not a url"},
+        },
+        "payload.webhook_url",
+        id="bad payload webhook_url",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "field"), BAD_INPUTS)
+def test_bad_input_names_the_field_and_stores_nothing(
+    database_url: str, spec: dict[str, Any], field: str
+) -> None:
+    """Each kind of bad input names its field, and no job row is written."""
+    with api_client(database_url) as client:
+        result = create_job(client, **spec)
+
+    assert result["__typename"] == "InvalidInput", result
+    assert field in [error["field"] for error in result["errors"]], result
+    assert result["message"]
+    assert count_rows(database_url, "jobs") == 0
+
+
+def test_every_bad_field_is_reported_at_once(database_url: str) -> None:
+    """A name, a retry count and a time zone that are all wrong come back together."""
+    spec = interval_job("", maxRetries=-1)
+    spec["schedule"] = {"cron": {"expression": "0 0 * * *", "timezone": "Nowhere"}}
+    with api_client(database_url) as client:
+        result = create_job(client, **spec)
+
+    fields = {error["field"] for error in result["errors"]}
+    assert fields == {"name", "maxRetries", "schedule.cron.timezone"}
+    assert result["message"].startswith("3 input fields are invalid")
+
+
+def test_a_bad_key_upsert_leaves_the_stored_job_alone(database_url: str) -> None:
+    """A createJob with an existing key but bad input keeps the stored job."""
+    with api_client(database_url) as client:
+        first = create_job(client, **interval_job("kept", key="k"))
+        bad = create_job(client, **interval_job("new", key="k", timeoutSeconds=-5))
+        again = create_job(client, **interval_job("kept", key="k"))
+
+    assert bad["__typename"] == "InvalidInput"
+    assert again["id"] == first["id"]
+    assert count_rows(database_url, "jobs") == 1
