@@ -1,0 +1,369 @@
+// The jobs table. Rows are built once per job and then updated in place, so a
+// live event never moves keyboard focus or redraws the whole table.
+
+const PREVIEW_LENGTH = 80;
+
+const STATE_LABELS = {
+  ACTIVE: "Active",
+  PAUSED: "Paused",
+  COMPLETED: "Completed",
+};
+
+/** Show an ISO date-time in local time; the date only when not today. */
+export function formatDateTime(iso) {
+  if (!iso) {
+    return "";
+  }
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) {
+    return iso;
+  }
+  const today = new Date().toDateString() === date.toDateString();
+  return today
+    ? date.toLocaleTimeString()
+    : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+function truncate(text) {
+  return text.length > PREVIEW_LENGTH
+    ? `${text.slice(0, PREVIEW_LENGTH - 1)}…`
+    : text;
+}
+
+function asQuote(value) {
+  const item = Array.isArray(value) && value.length === 1 ? value[0] : value;
+  const isQuote =
+    item !== null &&
+    typeof item === "object" &&
+    typeof item.content === "string" &&
+    typeof item.author === "string";
+  return isQuote ? `${item.content} — ${item.author}` : null;
+}
+
+function preview(value) {
+  return truncate(typeof value === "string" ? value : JSON.stringify(value));
+}
+
+function successDetail(execution, job) {
+  const quote = asQuote(execution.result);
+  if (quote !== null) {
+    return quote;
+  }
+  if (job.action?.fetch && execution.result != null) {
+    return preview(execution.result);
+  }
+  if (execution.httpStatus != null) {
+    return `HTTP ${execution.httpStatus}`;
+  }
+  return execution.result != null ? preview(execution.result) : "";
+}
+
+function failureDetail(execution) {
+  if (execution.error) {
+    return execution.error;
+  }
+  return execution.httpStatus != null ? `HTTP ${execution.httpStatus}` : "";
+}
+
+/**
+ * Describe a job's latest execution as a tone (ok, bad or neutral), a short
+ * label and a detail line.
+ */
+export function summarize(execution, job) {
+  if (!execution) {
+    return { tone: "neutral", label: "Not run yet", detail: "" };
+  }
+
+  switch (execution.status) {
+    case "SUCCEEDED":
+      return {
+        tone: "ok",
+        label: "Succeeded",
+        detail: successDetail(execution, job),
+      };
+    case "FAILED":
+      return { tone: "bad", label: "Failed", detail: failureDetail(execution) };
+    case "RETRYING":
+      return {
+        tone: "bad",
+        label: "Retrying",
+        detail: failureDetail(execution),
+      };
+    case "PENDING":
+      return { tone: "neutral", label: "Pending", detail: "" };
+    case "RUNNING":
+      return { tone: "neutral", label: "Running…", detail: "" };
+    default: {
+      const word = execution.status.toLowerCase();
+      return {
+        tone: "neutral",
+        label: word.charAt(0).toUpperCase() + word.slice(1),
+        detail: execution.error ?? "",
+      };
+    }
+  }
+}
+
+function executionTime(execution) {
+  return (
+    execution.finishedAt ?? execution.startedAt ?? execution.scheduledFor ?? null
+  );
+}
+
+export const FINAL_STATUSES = new Set([
+  "SUCCEEDED",
+  "FAILED",
+  "SKIPPED",
+  "MISSED",
+  "CANCELLED",
+]);
+
+// How far one execution has got: PENDING, then RUNNING or RETRYING per attempt,
+// then a final status.
+function progress(execution) {
+  if (FINAL_STATUSES.has(execution.status)) {
+    return Infinity;
+  }
+  const running = execution.status === "PENDING" ? 0 : 1;
+  return execution.attempt * 2 + running;
+}
+
+function startOf(execution) {
+  return Date.parse(execution.scheduledFor ?? execution.startedAt ?? "");
+}
+
+/**
+ * Whether `candidate` should replace `current` as a job's latest execution.
+ *
+ * A list read can race a live event and carry an older state, so a newer run
+ * wins over an older one, and a later state of the same run over an earlier.
+ */
+function isLatest(candidate, current) {
+  if (!current) {
+    return true;
+  }
+  if (candidate.id === current.id) {
+    return progress(candidate) >= progress(current);
+  }
+  const candidateStart = startOf(candidate);
+  const currentStart = startOf(current);
+  if (Number.isNaN(candidateStart) || Number.isNaN(currentStart)) {
+    return true;
+  }
+  return candidateStart >= currentStart;
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+// One wrapper per cell keeps the narrow layout, a label beside the content,
+// to two columns.
+function cell(tag, label, ...children) {
+  const node = element(tag);
+  node.dataset.label = label;
+  const content = element("div", "cell");
+  content.append(...children);
+  node.append(content);
+  return node;
+}
+
+function button(action, text, className = "") {
+  const node = element("button", className, text);
+  node.type = "button";
+  node.dataset.action = action;
+  return node;
+}
+
+function setTime(node, iso) {
+  node.textContent = iso ? formatDateTime(iso) : "—";
+  if (iso) {
+    node.dateTime = iso;
+    node.title = iso;
+  } else {
+    node.removeAttribute("datetime");
+    node.removeAttribute("title");
+  }
+}
+
+export class JobsTable {
+  /**
+   * `onAction(action, job, button)` is called for the row buttons, with
+   * action one of "pause", "resume", "trigger" and "delete".
+   */
+  constructor({ body, empty, onAction }) {
+    this.body = body;
+    this.empty = empty;
+    this.jobs = new Map();
+    this.rows = new Map();
+
+    body.addEventListener("click", (event) => {
+      const target = event.target.closest("button[data-action]");
+      const row = target?.closest("tr[data-job-id]");
+      const job = row && this.jobs.get(row.dataset.jobId);
+      if (job) {
+        onAction(target.dataset.action, job, target);
+      }
+    });
+  }
+
+  /** Replace the whole list, keeping the rows (and focus) of kept jobs. */
+  setJobs(jobs) {
+    const keep = new Set(jobs.map((job) => job.id));
+    for (const id of [...this.jobs.keys()]) {
+      if (!keep.has(id)) {
+        this.remove(id);
+      }
+    }
+
+    // Move only rows that are out of place: moving a node drops its focus.
+    let next = this.body.firstElementChild;
+    for (const job of jobs) {
+      const row = this.upsert(job);
+      if (row === next) {
+        next = next.nextElementSibling;
+      } else {
+        this.body.insertBefore(row, next);
+      }
+    }
+    this.updateEmpty();
+  }
+
+  /** Add or update one job's row; new jobs go to the end. */
+  upsert(job) {
+    const known = this.jobs.get(job.id)?.lastExecution;
+    if (known && !(job.lastExecution && isLatest(job.lastExecution, known))) {
+      job = { ...job, lastExecution: known };
+    }
+    this.jobs.set(job.id, job);
+    let row = this.rows.get(job.id);
+    if (!row) {
+      row = this.createRow(job.id);
+      this.rows.set(job.id, row);
+      this.body.append(row);
+    }
+    this.fill(row, job);
+    this.updateEmpty();
+    return row;
+  }
+
+  remove(id) {
+    this.rows.get(id)?.remove();
+    this.rows.delete(id);
+    this.jobs.delete(id);
+    this.updateEmpty();
+  }
+
+  /** Show a new execution state; false when the job is not in the table. */
+  applyExecution(execution) {
+    const job = this.jobs.get(execution.jobId);
+    if (!job) {
+      return false;
+    }
+    if (isLatest(execution, job.lastExecution)) {
+      this.upsert({ ...job, lastExecution: execution });
+    }
+    return true;
+  }
+
+  updateEmpty() {
+    this.empty.hidden = this.jobs.size > 0;
+  }
+
+  createRow(id) {
+    const row = element("tr");
+    row.dataset.jobId = id;
+
+    const name = element("span", "job-name");
+    const target = element("span", "job-target");
+    const schedule = element("span", "schedule");
+    const badge = element("span", "badge");
+    const reason = element("span", "state-reason");
+    const next = element("time");
+    const result = element("div", "result");
+
+    const actions = element("div", "row-actions");
+    actions.append(
+      button("pause", "Pause"),
+      button("trigger", "Run now"),
+      button("delete", "Delete", "danger"),
+    );
+
+    row.append(
+      cell("th", "Name", name, target),
+      cell("td", "Schedule", schedule),
+      cell("td", "State", badge, reason),
+      cell("td", "Next run", next),
+      cell("td", "Latest result", result),
+      cell("td", "Actions", actions),
+    );
+    row.firstElementChild.scope = "row";
+    return row;
+  }
+
+  fill(row, job) {
+    const [nameCell, scheduleCell, stateCell, nextCell, resultCell, actionCell] =
+      row.children;
+
+    nameCell.querySelector(".job-name").textContent = job.name;
+    const url = job.action?.webhook?.url ?? job.action?.fetch?.url ?? "";
+    const kind = job.action?.webhook ? "webhook" : "fetch";
+    nameCell.querySelector(".job-target").textContent = url
+      ? `${kind} ${url}`
+      : kind;
+
+    scheduleCell.querySelector(".schedule").textContent =
+      job.schedule?.description ?? "";
+
+    const badge = stateCell.querySelector(".badge");
+    badge.textContent = STATE_LABELS[job.state] ?? job.state;
+    badge.dataset.state = job.state;
+    stateCell.querySelector(".state-reason").textContent = job.stateReason ?? "";
+
+    setTime(nextCell.querySelector("time"), job.nextRunAt);
+
+    this.fillResult(resultCell.querySelector(".result"), job);
+    this.fillActions(actionCell, job);
+  }
+
+  fillResult(node, job) {
+    const execution = job.lastExecution;
+    const { tone, label, detail } = summarize(execution, job);
+    node.dataset.tone = tone;
+
+    const heading = element("span", "result-label", label);
+    const when = execution ? executionTime(execution) : null;
+    if (when) {
+      const time = element("time", "result-time");
+      setTime(time, when);
+      heading.append(" ", time);
+    }
+    node.replaceChildren(heading);
+    if (detail) {
+      node.append(element("span", "result-detail", detail));
+    }
+
+    // The full result is one hover away when the preview had to cut it.
+    const full = execution?.result != null ? JSON.stringify(execution.result) : "";
+    node.title = full.length > PREVIEW_LENGTH ? full : detail;
+  }
+
+  fillActions(node, job) {
+    const [toggle, trigger, remove] = node.querySelectorAll("button");
+    const paused = job.state === "PAUSED";
+    toggle.dataset.action = paused ? "resume" : "pause";
+    toggle.textContent = paused ? "Resume" : "Pause";
+    toggle.hidden = job.state === "COMPLETED";
+
+    toggle.setAttribute("aria-label", `${toggle.textContent} ${job.name}`);
+    trigger.setAttribute("aria-label", `Run ${job.name} now`);
+    remove.setAttribute("aria-label", `Delete ${job.name}`);
+  }
+}
