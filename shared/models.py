@@ -149,9 +149,7 @@ class Execution(SQLModel, table=True):
     )
     status: ExecutionStatus = Field(
         default=ExecutionStatus.PENDING,
-        sa_column=sa.Column(
-            _enum(ExecutionStatus, "execution_status"), nullable=False
-        ),
+        sa_column=sa.Column(_enum(ExecutionStatus, "execution_status"), nullable=False),
     )
     # When it may next be claimed: its fire time, or when its next retry is due.
     run_at: datetime
@@ -178,7 +176,8 @@ class Attempt(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("execution_id", "number"),)
 
     id: int | None = Field(
-        default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
+        default=None,
+        sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True),
     )
     execution_id: uuid.UUID = Field(
         sa_column=sa.Column(
@@ -211,7 +210,5 @@ class Daemon(SQLModel, table=True):
         sa_column=sa.Column(_enum(DaemonState, "daemon_state"), nullable=False),
     )
     started_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
-    heartbeat_at: datetime | None = Field(
-        default=None, sa_column_kwargs=_now_default()
-    )
+    heartbeat_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
     stopped_at: datetime | None = None

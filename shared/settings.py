@@ -16,7 +16,7 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Every setting of both processes; each is ``TICKWORK_<NAME>`` in the environment."""
+    """Every setting of both processes, read from ``TICKWORK_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix="TICKWORK_", extra="ignore")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import context
+from sqlmodel import SQLModel
 
 import shared.models  # noqa: F401 - registers the tables on SQLModel.metadata
 from shared.db import sqlalchemy_url
-from sqlmodel import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

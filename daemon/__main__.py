@@ -1,0 +1,50 @@
+"""`python -m daemon`: run one worker daemon until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from daemon.worker import Worker
+from shared.logs import configure_logging
+from shared.settings import get_settings
+
+logger = logging.getLogger("daemon")
+
+
+async def _main() -> None:
+    worker = Worker(get_settings())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    await worker.run()
+
+
+async def _check() -> int:
+    """Exit status for a container health check: 0 when the database answers."""
+    from shared.db import connect
+
+    settings = get_settings()
+    try:
+        conn = await connect(settings.database_url or "")
+        async with conn:
+            await conn.execute("SELECT 1")
+    except Exception as exc:
+        print(f"database unavailable: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "--check" in args:
+        return asyncio.run(_check())
+    configure_logging()
+    asyncio.run(_main())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,395 @@
+"""The daemon's SQL: scheduling, claiming, finishing, leases and the registry.
+
+Every statement is batched and conditioned so that any number of daemons can run
+them at once. Due-ness and leases read ``tickwork_now()``, the database clock.
+Writes by the holder of a run are fenced: they only apply while the run's
+``fence`` is the one the holder claimed it with, so a daemon that lost a run
+(its lease expired and another took it over, or it was handed back) cannot
+overwrite what replaced it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from shared.schedule import Schedule, latest_due_fire_time
+
+LOCK_DUE_JOBS = """
+SELECT id, schedule, next_run_at, tickwork_now() AS now
+FROM jobs
+WHERE state = 'ACTIVE' AND next_run_at <= tickwork_now()
+ORDER BY next_run_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+# Advances each locked job and inserts the occurrence it is due for. A fire time
+# that already has an execution (unique per job) is not inserted twice.
+FIRE_JOBS = """
+WITH advanced AS (
+    UPDATE jobs j
+    SET next_run_at = t.next_run_at, updated_at = tickwork_now()
+    FROM unnest(%(job_ids)s::uuid[], %(next_run_ats)s::timestamptz[])
+        AS t(id, next_run_at)
+    WHERE j.id = t.id
+)
+INSERT INTO executions
+    (id, job_id, scheduled_for, run_at, trigger, status, attempt, failures, fence)
+SELECT gen_random_uuid(), t.job_id, t.fire_at, t.fire_at, 'SCHEDULE', 'PENDING', 0, 0, 0
+FROM unnest(%(job_ids)s::uuid[], %(fire_ats)s::timestamptz[]) AS t(job_id, fire_at)
+ON CONFLICT (job_id, scheduled_for) DO NOTHING
+"""
+
+# Claims due runs and runs whose lease expired (their daemon stopped renewing).
+# Each claim bumps the fence. A takeover records the lost attempt as ABANDONED;
+# it does not count as a failure, so it uses up no retry.
+CLAIM = """
+WITH due AS (
+    SELECT id FROM executions
+    WHERE status IN ('PENDING', 'RETRYING') AND run_at <= tickwork_now()
+    ORDER BY run_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    SELECT id FROM executions
+    WHERE status = 'RUNNING' AND lease_expires_at < tickwork_now()
+    ORDER BY lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT e.id, e.status, e.attempt, e.daemon_id, e.started_at
+    FROM executions e
+    WHERE e.id IN (SELECT id FROM due UNION ALL SELECT id FROM expired)
+    ORDER BY e.run_at
+    LIMIT %(limit)s
+), abandoned AS (
+    INSERT INTO attempts
+        (execution_id, number, daemon_id, outcome, started_at, finished_at, error)
+    SELECT id, attempt, daemon_id, 'ABANDONED', started_at, tickwork_now(),
+        'lease expired: its daemon stopped renewing it'
+    FROM picked
+    WHERE status = 'RUNNING'
+    ON CONFLICT (execution_id, number) DO NOTHING
+), claimed AS (
+    UPDATE executions e
+    SET status = 'RUNNING',
+        attempt = e.attempt + 1,
+        fence = e.fence + 1,
+        daemon_id = %(daemon_id)s,
+        lease_expires_at = tickwork_now() + make_interval(secs => %(lease)s),
+        started_at = tickwork_now(),
+        finished_at = NULL
+    FROM picked
+    WHERE e.id = picked.id
+    RETURNING e.id, e.job_id, e.attempt, e.failures, e.fence, e.trigger,
+        e.scheduled_for, e.started_at
+)
+SELECT c.*, j.name AS job_name, j.action, j.payload, j.max_retries,
+    j.timeout_seconds
+FROM claimed c JOIN jobs j ON j.id = c.job_id
+"""
+
+# Writes a batch of finished attempts. Rows whose fence moved on are skipped:
+# the RETURNING list tells the caller which results were accepted. A job with
+# no fire time left completes once nothing of it is outstanding.
+FINISH = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(ids)s::uuid[], %(fences)s::bigint[], %(statuses)s::text[],
+        %(failed)s::boolean[], %(retry_delays)s::float8[], %(durations)s::float8[],
+        %(http_statuses)s::int[], %(results)s::jsonb[], %(errors)s::text[],
+        %(excerpts)s::text[]
+    ) AS t(id, fence, status, failed, retry_delay, duration, http_status, result,
+        error, excerpt)
+), done AS (
+    UPDATE executions e
+    SET status = i.status,
+        failures = e.failures + i.failed::int,
+        run_at = CASE WHEN i.status = 'RETRYING'
+            THEN tickwork_now() + make_interval(secs => i.retry_delay)
+            ELSE e.run_at END,
+        finished_at = CASE WHEN i.status = 'RETRYING' THEN NULL
+            ELSE e.started_at + make_interval(secs => i.duration) END,
+        lease_expires_at = NULL,
+        http_status = i.http_status,
+        result = i.result,
+        error = i.error
+    FROM input i
+    WHERE e.id = i.id AND e.fence = i.fence AND e.status = 'RUNNING'
+    RETURNING e.id, e.job_id, e.status, e.attempt, e.daemon_id, e.started_at,
+        e.started_at + make_interval(secs => i.duration) AS ended_at,
+        i.failed, i.http_status, i.error, i.excerpt
+), recorded AS (
+    INSERT INTO attempts (execution_id, number, daemon_id, outcome, started_at,
+        finished_at, http_status, error, response_excerpt)
+    SELECT id, attempt, daemon_id,
+        CASE WHEN failed THEN 'FAILED' ELSE 'SUCCEEDED' END,
+        started_at, ended_at, http_status, error, excerpt
+    FROM done
+    ON CONFLICT (execution_id, number) DO NOTHING
+), completed AS (
+    UPDATE jobs j
+    SET state = 'COMPLETED', state_reason = 'no fire times left',
+        updated_at = tickwork_now()
+    FROM (SELECT DISTINCT job_id FROM done WHERE status <> 'RETRYING') d
+    WHERE j.id = d.job_id AND j.state = 'ACTIVE' AND j.next_run_at IS NULL
+      AND NOT EXISTS (
+        SELECT 1 FROM executions o
+        WHERE o.job_id = d.job_id
+          AND o.status IN ('PENDING', 'RUNNING', 'RETRYING')
+          AND o.id NOT IN (SELECT id FROM done WHERE status <> 'RETRYING')
+      )
+)
+SELECT id FROM done
+"""
+
+# One statement a heartbeat: renews every lease this daemon holds, refreshes its
+# registry row, and marks daemons that stopped heartbeating as dead.
+HEARTBEAT = """
+WITH beat AS (
+    UPDATE daemons SET heartbeat_at = tickwork_now(), state = 'RUNNING'
+    WHERE id = %(daemon_id)s
+), dead AS (
+    UPDATE daemons SET state = 'DEAD'
+    WHERE state = 'RUNNING'
+      AND heartbeat_at < tickwork_now() - make_interval(secs => %(dead_after)s)
+      AND id <> %(daemon_id)s
+), forgotten AS (
+    DELETE FROM daemons
+    WHERE state <> 'RUNNING' AND heartbeat_at < tickwork_now() - interval '1 day'
+)
+UPDATE executions
+SET lease_expires_at = tickwork_now() + make_interval(secs => %(lease)s)
+WHERE daemon_id = %(daemon_id)s AND status = 'RUNNING'
+RETURNING id, fence
+"""
+
+# Gives runs back on shutdown, so another daemon starts them at once rather
+# than after a lease expiry. The interrupted attempt is kept as ABANDONED.
+HAND_BACK = """
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(fences)s::bigint[]) AS t(id, fence)
+), returned AS (
+    UPDATE executions e
+    SET status = CASE WHEN e.failures > 0 THEN 'RETRYING' ELSE 'PENDING' END,
+        run_at = tickwork_now(),
+        fence = e.fence + 1,
+        daemon_id = NULL,
+        lease_expires_at = NULL
+    FROM input i
+    WHERE e.id = i.id AND e.fence = i.fence AND e.status = 'RUNNING'
+    RETURNING e.id, e.attempt, i.fence, e.started_at
+)
+INSERT INTO attempts
+    (execution_id, number, daemon_id, outcome, started_at, finished_at, error)
+SELECT id, attempt, %(daemon_id)s, 'ABANDONED', started_at, tickwork_now(),
+    'handed back: its daemon shut down'
+FROM returned
+ON CONFLICT (execution_id, number) DO NOTHING
+RETURNING execution_id
+"""
+
+SECONDS_UNTIL_DUE = """
+SELECT extract(epoch FROM least(
+    (SELECT min(next_run_at) FROM jobs WHERE state = 'ACTIVE'),
+    (SELECT min(run_at) FROM executions WHERE status IN ('PENDING', 'RETRYING')),
+    (SELECT min(lease_expires_at) FROM executions WHERE status = 'RUNNING')
+) - tickwork_now())::float8 AS seconds
+"""
+
+REGISTER = """
+INSERT INTO daemons (id, hostname, pid, concurrency, state)
+VALUES (%(daemon_id)s, %(hostname)s, %(pid)s, %(concurrency)s, 'RUNNING')
+"""
+
+UNREGISTER = """
+UPDATE daemons SET state = 'STOPPED', stopped_at = tickwork_now()
+WHERE id = %(daemon_id)s
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this daemon holds, with what it needs to perform it."""
+
+    execution_id: uuid.UUID
+    job_id: uuid.UUID
+    job_name: str
+    attempt: int
+    failures: int
+    fence: int
+    trigger: str
+    scheduled_for: datetime | None
+    started_at: datetime
+    action: dict[str, Any]
+    payload: Any
+    max_retries: int
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, ready to be written under its claim's fence."""
+
+    claim: Claim
+    failed: bool
+    status: str
+    retry_delay: float
+    duration: float
+    http_status: int | None
+    result: Any
+    error: str | None
+    excerpt: str | None
+
+
+async def schedule_and_claim(
+    conn: psycopg.AsyncConnection,
+    *,
+    daemon_id: uuid.UUID,
+    schedule_limit: int,
+    claim_limit: int,
+    lease_seconds: float,
+) -> tuple[int, list[Claim]]:
+    """In one short transaction: fire due jobs, then claim up to ``claim_limit``.
+
+    Returns how many jobs were fired and the claims.
+    """
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(LOCK_DUE_JOBS, {"limit": schedule_limit})
+        due = await cur.fetchall()
+        if due:
+            await cur.execute(FIRE_JOBS, _fire_params(due))
+
+        claims: list[Claim] = []
+        if claim_limit > 0:
+            await cur.execute(
+                CLAIM,
+                {"limit": claim_limit, "daemon_id": daemon_id, "lease": lease_seconds},
+            )
+            claims = [_claim(row) for row in await cur.fetchall()]
+    return len(due), claims
+
+
+def _fire_params(due: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    job_ids, fire_ats, next_run_ats = [], [], []
+    for row in due:
+        schedule = Schedule.model_validate(row["schedule"])
+        fire_at, following = latest_due_fire_time(
+            schedule, row["next_run_at"], row["now"]
+        )
+        job_ids.append(row["id"])
+        fire_ats.append(fire_at)
+        next_run_ats.append(following)
+    return {"job_ids": job_ids, "fire_ats": fire_ats, "next_run_ats": next_run_ats}
+
+
+def _claim(row: dict[str, Any]) -> Claim:
+    return Claim(
+        execution_id=row["id"],
+        job_id=row["job_id"],
+        job_name=row["job_name"],
+        attempt=row["attempt"],
+        failures=row["failures"],
+        fence=row["fence"],
+        trigger=row["trigger"],
+        scheduled_for=row["scheduled_for"],
+        started_at=row["started_at"],
+        action=row["action"],
+        payload=row["payload"],
+        max_retries=row["max_retries"],
+        timeout_seconds=row["timeout_seconds"],
+    )
+
+
+async def finish(
+    conn: psycopg.AsyncConnection, outcomes: Sequence[Outcome]
+) -> set[uuid.UUID]:
+    """Write finished attempts in one statement; returns the ids it accepted."""
+    params: dict[str, list[Any]] = {
+        "ids": [o.claim.execution_id for o in outcomes],
+        "fences": [o.claim.fence for o in outcomes],
+        "statuses": [o.status for o in outcomes],
+        "failed": [o.failed for o in outcomes],
+        "retry_delays": [o.retry_delay for o in outcomes],
+        "durations": [o.duration for o in outcomes],
+        "http_statuses": [o.http_status for o in outcomes],
+        "results": [None if o.result is None else Jsonb(o.result) for o in outcomes],
+        "errors": [o.error for o in outcomes],
+        "excerpts": [o.excerpt for o in outcomes],
+    }
+    cur = await conn.execute(FINISH, params)
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def heartbeat(
+    conn: psycopg.AsyncConnection,
+    *,
+    daemon_id: uuid.UUID,
+    lease_seconds: float,
+) -> dict[uuid.UUID, int]:
+    """Renew every lease this daemon holds; returns {execution id: fence} held."""
+    cur = await conn.execute(
+        HEARTBEAT,
+        {
+            "daemon_id": daemon_id,
+            "lease": lease_seconds,
+            "dead_after": lease_seconds * 2,
+        },
+    )
+    return {row[0]: row[1] for row in await cur.fetchall()}
+
+
+async def hand_back(
+    conn: psycopg.AsyncConnection,
+    claims: Sequence[Claim],
+    *,
+    daemon_id: uuid.UUID,
+) -> int:
+    """Return unfinished runs for another daemon to start now; returns the count."""
+    cur = await conn.execute(
+        HAND_BACK,
+        {
+            "ids": [c.execution_id for c in claims],
+            "fences": [c.fence for c in claims],
+            "daemon_id": daemon_id,
+        },
+    )
+    return len(await cur.fetchall())
+
+
+async def seconds_until_due(conn: psycopg.AsyncConnection) -> float | None:
+    """Seconds until anything is next due, by the database clock; None if nothing."""
+    cur = await conn.execute(SECONDS_UNTIL_DUE)
+    row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def register(
+    conn: psycopg.AsyncConnection,
+    *,
+    daemon_id: uuid.UUID,
+    hostname: str,
+    pid: int,
+    concurrency: int,
+) -> None:
+    await conn.execute(
+        REGISTER,
+        {
+            "daemon_id": daemon_id,
+            "hostname": hostname,
+            "pid": pid,
+            "concurrency": concurrency,
+        },
+    )
+
+
+async def unregister(conn: psycopg.AsyncConnection, *, daemon_id: uuid.UUID) -> None:
+    await conn.execute(UNREGISTER, {"daemon_id": daemon_id})

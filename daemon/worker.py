@@ -1,0 +1,308 @@
+"""The worker: schedules due jobs, claims runs, performs them, writes results.
+
+One :class:`Worker` is one daemon. Its steps are separate so tests can drive them:
+
+* :meth:`Worker.run_once` fires due jobs and claims what fits, in one short
+  transaction, and starts the claimed runs as asyncio tasks;
+* :meth:`Worker.flush` writes finished attempts, many per statement;
+* :meth:`Worker.beat` renews every lease and the registry heartbeat at once.
+
+:meth:`Worker.run` drives them until asked to stop. It wakes when a notification
+says jobs changed, when a run finishes and frees a slot, and when the database
+says the next thing is due; a slow poll only covers lost notifications. No
+connection is held while a run talks HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from daemon import queue
+from daemon.delivery import perform
+from daemon.queue import Claim, Outcome
+from shared.db import connect, libpq_url
+from shared.http import HttpClient
+from shared.retry import reconnect_policy
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+WAKEUP_CHANNEL = "tickwork_wakeup"
+
+Perform = Callable[[Claim], Awaitable[Outcome]]
+
+
+@dataclass
+class Run:
+    """A claimed run this daemon is performing."""
+
+    claim: Claim
+    task: asyncio.Task[None]
+    claimed_at: float = field(default_factory=time.monotonic)
+    # Set once the attempt is over: its result is then the daemon's to write.
+    finishing: bool = False
+
+
+class Worker:
+    """One daemon: its identity, its runs in flight and its loops."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: HttpClient | None = None,
+        perform_run: Perform | None = None,
+    ) -> None:
+        if settings.database_url is None:
+            raise ValueError("the daemon needs TICKWORK_DATABASE_URL")
+        self.settings = settings
+        self.id = uuid.uuid4()
+        self.pool = AsyncConnectionPool(
+            libpq_url(settings.database_url),
+            min_size=1,
+            max_size=4,
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        self.http = http or HttpClient(
+            transport=settings.http_transport,  # type: ignore[arg-type]
+            max_connections=max(settings.concurrency, 16),
+        )
+        self._perform = perform_run or (
+            lambda claim: perform(claim, self.http, settings)
+        )
+        self.in_flight: dict[uuid.UUID, Run] = {}
+        self._finished: list[Outcome] = []
+        self._wake = asyncio.Event()
+        self._results_ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    # -- steps ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the pool and register this daemon."""
+        await self.pool.open(wait=True, timeout=30)
+        async with self.pool.connection() as conn:
+            await queue.register(
+                conn,
+                daemon_id=self.id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                concurrency=self.settings.concurrency,
+            )
+        logger.info("daemon registered: id=%s", self.id)
+
+    async def run_once(self) -> bool:
+        """Fire due jobs and claim as many runs as there are free slots.
+
+        Returns whether more work may be waiting right now.
+        """
+        batch = self.settings.claim_batch
+        wanted = min(self.settings.concurrency - len(self.in_flight), batch)
+        async with self.pool.connection() as conn:
+            fired, claims = await queue.schedule_and_claim(
+                conn,
+                daemon_id=self.id,
+                schedule_limit=batch,
+                claim_limit=wanted,
+                lease_seconds=self.settings.lease_seconds,
+            )
+        for claim in claims:
+            task = asyncio.create_task(self._run(claim))
+            self.in_flight[claim.execution_id] = Run(claim, task)
+        if fired or claims:
+            logger.debug("fired=%d claimed=%d", fired, len(claims))
+        has_room = len(self.in_flight) < self.settings.concurrency
+        return fired == batch or (has_room and 0 < wanted == len(claims))
+
+    async def flush(self) -> int:
+        """Write every finished attempt waiting in memory; returns how many."""
+        if not self._finished:
+            return 0
+        batch, self._finished = self._finished, []
+        try:
+            async with self.pool.connection() as conn:
+                accepted = await queue.finish(conn, batch)
+        except BaseException:
+            # Keep the results for the next try: they must not be lost.
+            self._finished[:0] = batch
+            raise
+        for outcome in batch:
+            claim = outcome.claim
+            if claim.execution_id not in accepted:
+                logger.warning(
+                    "result rejected, the run was taken over: execution_id=%s fence=%d",
+                    claim.execution_id,
+                    claim.fence,
+                )
+        return len(batch)
+
+    async def beat(self) -> None:
+        """Renew all leases and the heartbeat; drop runs this daemon lost."""
+        began = time.monotonic()
+        async with self.pool.connection() as conn:
+            held = await queue.heartbeat(
+                conn, daemon_id=self.id, lease_seconds=self.settings.lease_seconds
+            )
+        for execution_id, run in list(self.in_flight.items()):
+            # A run claimed after the heartbeat statement began is not in `held`.
+            if run.finishing or run.claimed_at >= began:
+                continue
+            if held.get(execution_id) != run.claim.fence:
+                logger.warning(
+                    "run lost its lease, abandoning it: execution_id=%s", execution_id
+                )
+                run.task.cancel()
+
+    # -- loops ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Work until :meth:`stop`; then finish or hand back what is in flight."""
+        await self._retrying("register", self.start)
+        loops = [
+            asyncio.create_task(self._listen(), name="listen"),
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(self._write_results(), name="write-results"),
+        ]
+        try:
+            await self._claim_loop()
+        finally:
+            await self._shut_down(loops)
+
+    def stop(self) -> None:
+        """Stop claiming; :meth:`run` then winds down and returns."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                if await self.run_once():
+                    continue
+                async with self.pool.connection() as conn:
+                    delay = await queue.seconds_until_due(conn)
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                logger.warning("database unavailable, claiming paused: %s", exc)
+                delay = 1.0
+            timeout = self.settings.poll_seconds if delay is None else delay
+            timeout = min(max(timeout, 0.0), self.settings.poll_seconds)
+            if len(self.in_flight) >= self.settings.concurrency:
+                timeout = self.settings.poll_seconds  # a finishing run wakes us
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    async def _run(self, claim: Claim) -> None:
+        try:
+            outcome = await self._perform(claim)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("run crashed: execution_id=%s", claim.execution_id)
+            raise
+        else:
+            # From here the result is the daemon's to write; a lost lease no
+            # longer cancels the run, and the fence decides whether it counts.
+            run = self.in_flight.get(claim.execution_id)
+            if run is not None:
+                run.finishing = True
+            self._finished.append(outcome)
+            self._results_ready.set()
+            logger.info(
+                "run finished: execution_id=%s job_id=%s attempt=%d status=%s "
+                "http_status=%s duration_ms=%d",
+                claim.execution_id,
+                claim.job_id,
+                claim.attempt,
+                outcome.status,
+                outcome.http_status,
+                outcome.duration * 1000,
+            )
+        finally:
+            self.in_flight.pop(claim.execution_id, None)
+            self._wake.set()
+
+    async def _write_results(self) -> None:
+        while True:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            await self._retrying("write results", self.flush)
+
+    async def _listen(self) -> None:
+        """LISTEN for job changes; reconnect after losing the connection."""
+        while True:
+            try:
+                conn = await connect(self.settings.database_url or "", autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {WAKEUP_CHANNEL}")
+                    # Anything may have changed while we were not listening.
+                    self._wake.set()
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                logger.warning("wake-up listener lost its connection: %s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                await self.beat()
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                logger.warning("heartbeat failed: %s", exc)
+
+    async def _shut_down(self, loops: list[asyncio.Task[None]]) -> None:
+        """Let runs finish within the grace period, hand back the rest, write
+        every result, and leave the registry."""
+        grace = self.settings.shutdown_grace_seconds
+        tasks = [run.task for run in self.in_flight.values()]
+        if tasks:
+            logger.info(
+                "waiting for runs to finish: in_flight=%d grace_s=%g", len(tasks), grace
+            )
+            await asyncio.wait(tasks, timeout=grace)
+
+        unfinished = [run.claim for run in self.in_flight.values()]
+        for run in list(self.in_flight.values()):
+            run.task.cancel()
+        await asyncio.gather(
+            *(t for t in tasks if not t.done()), return_exceptions=True
+        )
+
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+        try:
+            await self.flush()
+            async with self.pool.connection() as conn:
+                if unfinished:
+                    returned = await queue.hand_back(
+                        conn, unfinished, daemon_id=self.id
+                    )
+                    logger.info("handed back unfinished runs: count=%d", returned)
+                await queue.unregister(conn, daemon_id=self.id)
+        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+            # Leases expire by themselves; another daemon takes the runs over then.
+            logger.error("could not hand back runs on shutdown: %s", exc)
+        finally:
+            await self.http.aclose()
+            await self.pool.close()
+        logger.info("daemon stopped: id=%s", self.id)
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[object]]) -> None:
+        async for attempt in reconnect_policy(what=what):
+            with attempt:
+                await step()

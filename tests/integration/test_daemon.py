@@ -1,0 +1,434 @@
+"""The daemon against a real PostgreSQL and real local HTTP targets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from daemon.delivery import perform
+from daemon.queue import Claim, Outcome
+from daemon.worker import Worker
+from shared.actions import Action
+from shared.http import HttpClient
+from shared.schedule import Schedule
+from shared.settings import Settings
+from tests.support.jobs import (
+    attempts_of,
+    db_now,
+    executions_of,
+    insert_job,
+    shift_clock,
+)
+from tests.support.target import Target
+
+
+@pytest.fixture
+def target() -> Callable[[], Target]:
+    with Target() as server:
+        yield server
+
+
+def settings_for(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "lease_seconds": 30,
+        "retry_base_seconds": 1,
+        "retry_max_seconds": 5,
+        "heartbeat_seconds": 60,
+        "concurrency": 16,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[Worker]:
+    worker = Worker(settings)
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.http.aclose()
+        await worker.pool.close()
+
+
+async def settle(worker: Worker) -> None:
+    """Wait for every run in flight and write their results."""
+    await asyncio.gather(*(run.task for run in list(worker.in_flight.values())))
+    await worker.flush()
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def webhook(url: str, **options: object) -> Action:
+    return Action(kind="webhook", url=url, **options)
+
+
+async def test_a_due_webhook_job_is_posted_once_and_succeeds(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A due interval job gets one POST with its ids, and reads back SUCCEEDED."""
+    now = await db_now(db)
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="interval", interval_seconds=60, start_at=now),
+        action=webhook(target.url("/ok"), headers={"x-team": "ops"}),
+        payload={"report": "daily"},
+    )
+
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [request] = target.wait_for(1)
+    [execution] = await executions_of(db, job_id)
+    body = request.json()
+    assert request.method == "POST"
+    assert request.headers["idempotency-key"] == str(execution["id"])
+    assert request.headers["x-team"] == "ops"
+    assert body["execution_id"] == str(execution["id"])
+    assert body["job_id"] == str(job_id)
+    assert body["payload"] == {"report": "daily"}
+    assert body["attempt"] == 1
+    assert execution["status"] == "SUCCEEDED"
+    assert execution["http_status"] == 200
+    assert execution["scheduled_for"] == now
+    [attempt] = await attempts_of(db, execution["id"])
+    assert attempt["outcome"] == "SUCCEEDED"
+    assert attempt["http_status"] == 200
+
+
+async def test_interval_jobs_advance_to_the_next_anchored_fire_time(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """Firing moves nextRunAt to anchor + k * interval, not to now + interval."""
+    now = await db_now(db)
+    anchor = now - timedelta(seconds=25)
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="interval", interval_seconds=10, start_at=anchor),
+        action=webhook(target.url("/ok")),
+    )
+
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    cur = await db.execute("SELECT next_run_at FROM jobs WHERE id = %s", (job_id,))
+    (next_run_at,) = await cur.fetchone()
+    # Due since anchor (k = 0): the newest missed time (anchor + 20 s) runs once.
+    [execution] = await executions_of(db, job_id)
+    assert execution["scheduled_for"] == anchor + timedelta(seconds=20)
+    assert next_run_at == anchor + timedelta(seconds=30)
+
+
+async def test_a_failing_target_is_retried_in_the_database_until_failed(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """Each failure schedules a retry by the database clock; after maxRetries + 1
+    attempts the execution is FAILED and the error is kept."""
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=webhook(target.url("/status/503")),
+        max_retries=2,
+    )
+
+    for attempt in range(1, 4):
+        async with started(settings_for(database_url)) as worker:
+            await worker.run_once()
+            await settle(worker)
+        [execution] = await executions_of(db, job_id)
+        if attempt < 3:
+            assert execution["status"] == "RETRYING"
+            assert execution["run_at"] > await db_now(db)
+            # Nothing is claimable until the retry is due.
+            async with started(settings_for(database_url)) as idle:
+                await idle.run_once()
+                assert idle.in_flight == {}
+            await shift_clock(
+                db, database_name(database_url), f"{attempt * 10} seconds"
+            )
+
+    assert execution["status"] == "FAILED"
+    assert execution["failures"] == 3
+    assert execution["http_status"] == 503
+    assert "HTTP 503" in execution["error"]
+    attempts = await attempts_of(db, execution["id"])
+    assert [a["outcome"] for a in attempts] == ["FAILED"] * 3
+    assert len(target.requests) == 3
+    cur = await db.execute("SELECT state FROM jobs WHERE id = %s", (job_id,))
+    assert (await cur.fetchone())[0] == "COMPLETED"
+
+
+async def test_a_retry_that_succeeds_ends_succeeded(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A target that fails once and then works ends SUCCEEDED on attempt 2."""
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=webhook(target.url("/flaky/1")),
+    )
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+    await shift_clock(db, database_name(database_url), "1 minute")
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [execution] = await executions_of(db, job_id)
+    assert execution["status"] == "SUCCEEDED"
+    assert execution["attempt"] == 2
+    assert execution["error"] is None
+    deliveries = target.wait_for(2)
+    assert {r.headers["idempotency-key"] for r in deliveries} == {str(execution["id"])}
+
+
+async def test_a_run_whose_lease_expired_is_taken_over_and_the_old_holder_is_fenced(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """Daemon A claims and goes silent; after the lease, daemon B takes the run
+    over. A's late result is rejected by the fence and B's stands."""
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=webhook(target.url("/slow/0.5")),
+        max_retries=0,
+    )
+    async with started(settings_for(database_url, lease_seconds=5)) as a:
+        await a.run_once()
+        [run_a] = a.in_flight.values()
+
+        await shift_clock(db, database_name(database_url), "10 seconds")
+        async with started(settings_for(database_url, lease_seconds=5)) as b:
+            await b.run_once()
+            [run_b] = b.in_flight.values()
+            assert run_b.claim.fence == run_a.claim.fence + 1
+            assert run_b.claim.attempt == 2
+            await settle(b)
+
+        await settle(a)  # A's result arrives last and must not count.
+
+    [execution] = await executions_of(db, job_id)
+    assert execution["status"] == "SUCCEEDED"
+    assert execution["daemon_id"] == b.id
+    assert execution["failures"] == 0  # a takeover uses up no retry
+    attempts = await attempts_of(db, execution["id"])
+    assert [(a["number"], a["outcome"]) for a in attempts] == [
+        (1, "ABANDONED"),
+        (2, "SUCCEEDED"),
+    ]
+    assert attempts[1]["daemon_id"] == b.id
+
+
+async def test_concurrent_daemons_never_claim_the_same_run(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """Four daemons claiming 120 due runs at once get disjoint sets that cover all."""
+    now = await db_now(db)
+    for _ in range(120):
+        await insert_job(
+            db,
+            schedule=Schedule(kind="at", at=now),
+            action=webhook(target.url("/ok")),
+        )
+    settings = settings_for(database_url, concurrency=200, claim_batch=40)
+    # Runs wait at a gate, so every claim stays visible until all are made.
+    gate = asyncio.Event()
+    http = HttpClient()
+
+    async def gated(claim: Claim) -> Outcome:
+        await gate.wait()
+        return await perform(claim, http, settings)
+
+    workers = [Worker(settings, http=http, perform_run=gated) for _ in range(4)]
+    for worker in workers:
+        await worker.start()
+    try:
+        async with asyncio.timeout(20):
+            while sum(len(w.in_flight) for w in workers) < 120:
+                await asyncio.gather(*(w.run_once() for w in workers))
+        claimed = [set(w.in_flight) for w in workers]
+        gate.set()
+        for worker in workers:
+            await settle(worker)
+    finally:
+        await http.aclose()
+        for worker in workers:
+            await worker.pool.close()
+
+    union = set().union(*claimed)
+    assert sum(len(c) for c in claimed) == len(union) == 120
+    cur = await db.execute("SELECT status, count(*) FROM executions GROUP BY status")
+    assert await cur.fetchall() == [("SUCCEEDED", 120)]
+
+
+async def test_a_one_off_job_runs_once_and_completes(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """An `at` job in the past runs at once, then is COMPLETED and never re-runs."""
+    now = await db_now(db)
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=now - timedelta(hours=1)),
+        action=webhook(target.url("/ok")),
+    )
+    for _ in range(2):  # a second daemon start must not run it again
+        async with started(settings_for(database_url)) as worker:
+            await worker.run_once()
+            await settle(worker)
+
+    assert len(target.requests) == 1
+    cur = await db.execute(
+        "SELECT state, state_reason, next_run_at FROM jobs WHERE id = %s", (job_id,)
+    )
+    assert await cur.fetchone() == ("COMPLETED", "no fire times left", None)
+
+
+async def test_a_fetch_job_stores_the_json_it_got(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A fetch keeps the JSON document it fetched as the execution's result."""
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=Action(kind="fetch", url=target.url("/json")),
+    )
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [execution] = await executions_of(db, job_id)
+    assert execution["status"] == "SUCCEEDED"
+    assert execution["result"] == {"content": "Simple is better.", "author": "A tester"}
+
+
+async def test_a_fetch_without_url_uses_the_configured_quote_source(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A fetch with no URL asks the quote source the daemon is configured with."""
+    await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=Action(kind="fetch"),
+    )
+    settings = settings_for(database_url, quote_url=target.url("/json"))
+    async with started(settings) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [request] = target.wait_for(1)
+    assert request.method == "GET" and request.path == "/json"
+
+
+async def test_redirects_fail_clearly_unless_the_job_follows_them(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A 3xx fails with a message saying why; followRedirects makes it succeed."""
+    now = await db_now(db)
+    plain = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=now),
+        action=webhook(target.url("/redirect")),
+        max_retries=0,
+    )
+    following = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=now),
+        action=webhook(target.url("/redirect"), follow_redirects=True),
+    )
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [failed] = await executions_of(db, plain)
+    [succeeded] = await executions_of(db, following)
+    assert failed["status"] == "FAILED"
+    assert "redirect" in failed["error"] and "followRedirects" in failed["error"]
+    assert succeeded["status"] == "SUCCEEDED"
+
+
+async def test_one_timeout_bounds_the_whole_attempt(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A target slower than the job's timeout fails after the timeout, saying so."""
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=webhook(target.url("/slow/3")),
+        timeout_seconds=0.5,
+        max_retries=0,
+    )
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [execution] = await executions_of(db, job_id)
+    assert execution["status"] == "FAILED"
+    assert "timed out after 0.5 s" in execution["error"]
+    assert execution["finished_at"] - execution["started_at"] < timedelta(seconds=2)
+
+
+async def test_shutdown_hands_unfinished_runs_back_at_once(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A daemon stopping with a run still going returns it PENDING, claimable now."""
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=webhook(target.url("/slow/5")),
+    )
+    worker = Worker(settings_for(database_url, shutdown_grace_seconds=0.2))
+    running = asyncio.create_task(worker.run())
+    await asyncio.to_thread(target.wait_for, 1)
+    worker.stop()
+    await asyncio.wait_for(running, timeout=10)
+
+    [execution] = await executions_of(db, job_id)
+    assert execution["status"] == "PENDING"
+    assert execution["daemon_id"] is None
+    assert execution["run_at"] <= await db_now(db)
+    [attempt] = await attempts_of(db, execution["id"])
+    assert attempt["outcome"] == "ABANDONED"
+    cur = await db.execute("SELECT state FROM daemons WHERE id = %s", (worker.id,))
+    assert (await cur.fetchone())[0] == "STOPPED"
+
+
+async def test_the_daemon_wakes_on_notification_not_on_a_poll(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """With a one-hour fallback poll, a job made due and announced runs at once."""
+    worker = Worker(settings_for(database_url, poll_seconds=3600))
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0)  # let the worker start listening
+        async with asyncio.timeout(10):
+            while not await _listening(db):
+                await asyncio.sleep(0.05)
+        await insert_job(
+            db,
+            schedule=Schedule(kind="at", at=await db_now(db)),
+            action=webhook(target.url("/ok")),
+        )
+        await db.execute("NOTIFY tickwork_wakeup")
+        await asyncio.to_thread(target.wait_for, 1, 5.0)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, timeout=10)
+
+
+async def _listening(db: psycopg.AsyncConnection) -> bool:
+    cur = await db.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN tickwork_wakeup%%'"
+    )
+    return (await cur.fetchone())[0] > 0

@@ -1,0 +1,80 @@
+"""Creating jobs straight in the database, for tests of the daemon alone."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from shared.actions import Action
+from shared.schedule import Schedule, first_fire_time
+
+
+async def db_now(db: psycopg.AsyncConnection) -> datetime:
+    cur = await db.execute("SELECT tickwork_now()")
+    row = await cur.fetchone()
+    return row[0]
+
+
+async def insert_job(
+    db: psycopg.AsyncConnection,
+    *,
+    schedule: Schedule,
+    action: Action,
+    payload: Any = None,
+    max_retries: int = 3,
+    timeout_seconds: float = 5.0,
+    name: str = "test job",
+) -> uuid.UUID:
+    """Insert an ACTIVE job; its first run is due at its start, or now."""
+    job_id = uuid.uuid4()
+    next_run_at = first_fire_time(schedule, schedule.start_at or await db_now(db))
+    await db.execute(
+        """
+        INSERT INTO jobs (id, name, schedule, action, payload, max_retries,
+            timeout_seconds, state, next_run_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, 'ACTIVE', %s)
+        """,
+        (
+            job_id,
+            name,
+            Jsonb(schedule.model_dump(mode="json")),
+            Jsonb(action.model_dump(mode="json")),
+            Jsonb(payload),
+            max_retries,
+            timeout_seconds,
+            next_run_at,
+        ),
+    )
+    return job_id
+
+
+async def executions_of(
+    db: psycopg.AsyncConnection, job_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    cur = db.cursor(row_factory=psycopg.rows.dict_row)
+    await cur.execute(
+        "SELECT * FROM executions WHERE job_id = %s ORDER BY created_at, id", (job_id,)
+    )
+    return await cur.fetchall()
+
+
+async def attempts_of(
+    db: psycopg.AsyncConnection, execution_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    cur = db.cursor(row_factory=psycopg.rows.dict_row)
+    await cur.execute(
+        "SELECT * FROM attempts WHERE execution_id = %s ORDER BY number",
+        (execution_id,),
+    )
+    return await cur.fetchall()
+
+
+async def shift_clock(db: psycopg.AsyncConnection, database: str, offset: str) -> None:
+    """Move the database clock (tickwork_now) for every new transaction."""
+    await db.execute(
+        f"ALTER DATABASE \"{database}\" SET tickwork.clock_offset = '{offset}'"
+    )
