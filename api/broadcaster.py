@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import psycopg
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -118,7 +118,8 @@ class Broadcaster:
                         connection = await connect(self._url, autocommit=True)
                         await connection.execute(f"LISTEN {CHANNEL}")
                 await self._pump(connection)
-            except (psycopg.Error, OSError, DBAPIError) as exc:
+            except (psycopg.Error, OSError, SQLAlchemyError) as exc:
+                # Lost connections and failed re-reads alike: reconnect and resync.
                 logger.warning("execution updates interrupted: %s", exc)
             finally:
                 self.listening.clear()
