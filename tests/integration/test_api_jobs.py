@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -241,3 +242,17 @@ def _zone(name: str):
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(name)
+
+
+def test_concurrent_creates_with_one_key_make_one_job(database_url: str) -> None:
+    """Eight createJob calls racing on one key all return the same job id."""
+    with api_client(database_url) as client, ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(
+                lambda n: create_job(client, **interval_job(f"racer {n}", key="race")),
+                range(8),
+            )
+        )
+
+    assert len({result["id"] for result in results}) == 1
+    assert count_rows(database_url, "jobs") == 1
