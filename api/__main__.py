@@ -1,0 +1,33 @@
+"""`python -m api`: serve the API on TICKWORK_HOST:TICKWORK_PORT until SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from api.app import create_app
+from shared.logs import configure_logging
+from shared.settings import get_settings
+
+
+def main() -> int:
+    configure_logging()
+    settings = get_settings()
+    if not settings.database_url:
+        print("tickwork api: set TICKWORK_DATABASE_URL", file=sys.stderr)
+        return 2
+    # uvicorn handles SIGTERM and SIGINT: it stops accepting, lets requests
+    # finish, closes WebSockets and then runs the app's shutdown.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
