@@ -404,16 +404,16 @@ async def test_shutdown_hands_unfinished_runs_back_at_once(
     assert (await cur.fetchone())[0] == "STOPPED"
 
 
-async def test_the_daemon_wakes_on_notification_not_on_a_poll(
+async def test_a_job_announced_with_notify_runs_at_once_despite_an_hour_poll(
     database_url: str, db: psycopg.AsyncConnection, target: Target
 ) -> None:
     """With a one-hour fallback poll, a job made due and announced runs at once."""
     worker = Worker(settings_for(database_url, poll_seconds=3600))
     running = asyncio.create_task(worker.run())
     try:
-        await asyncio.sleep(0)  # let the worker start listening
         async with asyncio.timeout(10):
-            while not await _listening(db):
+            # Polls the database: there is no event to wait on across processes.
+            while not await _listening(db):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         await insert_job(
             db,
@@ -429,6 +429,7 @@ async def test_the_daemon_wakes_on_notification_not_on_a_poll(
 
 async def _listening(db: psycopg.AsyncConnection) -> bool:
     cur = await db.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN tickwork_wakeup%%'"
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE query LIKE 'LISTEN tickwork_wakeup%%'"
     )
     return (await cur.fetchone())[0] > 0

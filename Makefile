@@ -1,0 +1,35 @@
+# Two commands for a fresh clone: `make run` and `make test`. Both install what
+# is missing first: a virtualenv in .venv with the locked Python packages, and
+# the web page's assets in web/dist (built with npm from web/package-lock.json).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WEB_SOURCES := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock.json
+
+.PHONY: install run test lint bench clean
+
+install: $(VENV)/.installed web/dist/index.html
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Tickwork needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $@
+
+web/dist/index.html: $(WEB_SOURCES)
+	cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+run: install
+	$(BIN)/tickwork up
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check api daemon shared tests
+	$(BIN)/ruff format --check api daemon shared tests
+
+clean:
+	rm -rf $(VENV) web/node_modules web/dist test-output

@@ -1,0 +1,134 @@
+"""When jobs fire: the pure schedule functions and their validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.errors import InvalidInputError
+from shared.schedule import (
+    build_schedule,
+    first_fire_time,
+    latest_due_fire_time,
+    next_fire_time,
+)
+
+NOW = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+
+
+def fields(exc: pytest.ExceptionInfo[InvalidInputError]) -> dict[str, str]:
+    return {e.field: e.message for e in exc.value.errors}
+
+
+def test_an_interval_fires_at_its_anchor_then_every_interval() -> None:
+    """Fire times are anchor + k * interval, starting at the anchor itself."""
+    schedule = build_schedule(interval_seconds=5, now=NOW)
+    first = first_fire_time(schedule, NOW)
+    assert first == NOW
+    assert next_fire_time(schedule, first) == NOW + timedelta(seconds=5)
+    # However late a run finished, the next time stays on the grid.
+    late = NOW + timedelta(seconds=12, milliseconds=700)
+    assert next_fire_time(schedule, late) == NOW + timedelta(seconds=15)
+
+
+def test_next_fire_time_is_strictly_after_the_reference() -> None:
+    """A reference that sits exactly on a fire time gives the following one."""
+    schedule = build_schedule(interval_seconds=60, now=NOW)
+    assert next_fire_time(schedule, NOW + timedelta(minutes=2)) == NOW + timedelta(
+        minutes=3
+    )
+    cron = build_schedule(cron_expression="0 * * * *", now=NOW)
+    assert next_fire_time(cron, NOW) == NOW + timedelta(hours=1)
+
+
+def test_a_cron_expression_is_evaluated_in_its_time_zone() -> None:
+    """`0 3 * * *` in Berlin is 02:00 UTC in winter."""
+    schedule = build_schedule(
+        cron_expression="0 3 * * *", timezone="Europe/Berlin", now=NOW
+    )
+    assert next_fire_time(schedule, NOW) == datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
+
+
+def test_a_daily_job_fires_once_on_the_fall_back_night() -> None:
+    """02:30 happens twice in Berlin on 2026-10-25; the job fires on the first."""
+    schedule = build_schedule(
+        cron_expression="30 2 * * *", timezone="Europe/Berlin", now=NOW
+    )
+    start = datetime(2026, 10, 24, 12, 0, tzinfo=UTC)
+    first = next_fire_time(schedule, start)
+    second = next_fire_time(schedule, first)
+    assert first == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST
+    assert second == datetime(2026, 10, 26, 1, 30, tzinfo=UTC)  # next day, CET
+
+
+def test_a_one_off_in_the_past_fires_at_once_and_never_again() -> None:
+    """An `at` schedule whose time passed is due immediately, and has no next."""
+    at = NOW - timedelta(hours=1)
+    schedule = build_schedule(at=at, now=NOW)
+    assert first_fire_time(schedule, NOW) == at
+    assert next_fire_time(schedule, at) is None
+
+
+def test_end_at_stops_a_schedule() -> None:
+    """No fire time is given past endAt."""
+    schedule = build_schedule(
+        interval_seconds=10, end_at=NOW + timedelta(seconds=25), now=NOW
+    )
+    assert next_fire_time(schedule, NOW + timedelta(seconds=15)) == NOW + timedelta(
+        seconds=20
+    )
+    assert next_fire_time(schedule, NOW + timedelta(seconds=20)) is None
+
+
+def test_a_late_job_runs_its_newest_missed_time_once() -> None:
+    """Found an hour late, a minutely job runs the latest missed minute, once."""
+    schedule = build_schedule(interval_seconds=60, now=NOW)
+    due = NOW
+    now = NOW + timedelta(hours=1, seconds=30)
+    fire, following = latest_due_fire_time(schedule, due, now)
+    assert fire == NOW + timedelta(hours=1)
+    assert following == NOW + timedelta(hours=1, minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "words"),
+    [
+        ({"interval_seconds": 0}, "schedule.intervalSeconds", "at least 1"),
+        (
+            {"cron_expression": "0 3 * * *", "timezone": "Mars/Olympus"},
+            "schedule.cron.timezone",
+            "unknown time zone",
+        ),
+        ({"cron_expression": "61 * * * *"}, "schedule.cron.expression", "invalid"),
+        ({"cron_expression": "@reboot"}, "schedule.cron.expression", "cannot"),
+        ({"cron_expression": ""}, "schedule.cron.expression", "empty"),
+        ({}, "schedule", "exactly one"),
+        (
+            {"interval_seconds": 5, "cron_expression": "* * * * *"},
+            "schedule",
+            "exactly one",
+        ),
+    ],
+)
+def test_bad_schedules_are_rejected_naming_the_field(
+    kwargs: dict[str, object], field: str, words: str
+) -> None:
+    """Each mistake names the input field and says what is wrong."""
+    with pytest.raises(InvalidInputError) as exc:
+        build_schedule(now=NOW, **kwargs)
+    assert words in fields(exc)[field]
+
+
+def test_times_without_an_offset_are_rejected() -> None:
+    """A naive `at` is ambiguous, so it is refused rather than guessed."""
+    with pytest.raises(InvalidInputError) as exc:
+        build_schedule(at=datetime(2027, 1, 1, 9, 0), now=NOW)
+    assert "UTC offset" in fields(exc)["schedule.at"]
+
+
+def test_schedules_describe_themselves_in_plain_words() -> None:
+    """Descriptions are for people: intervals in seconds, cron explained."""
+    assert build_schedule(interval_seconds=5, now=NOW).describe() == "Every 5 seconds"
+    daily = build_schedule(cron_expression="0 3 * * *", timezone="UTC", now=NOW)
+    assert daily.describe() == "At 03:00 every day (UTC)"
