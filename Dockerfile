@@ -21,7 +21,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TICKWORK_HOST=0.0.0.0 \
-    TICKWORK_PORT=8000
+    TICKWORK_PORT=8000 \
+    TICKWORK_WEB_DIR=/app/web/dist
 # TICKWORK_HOST: inside a container the loopback default would be unreachable
 # from outside it, so the image listens on all interfaces.
 
@@ -31,9 +32,8 @@ RUN groupadd --system --gid 10001 tickwork \
     && useradd --system --uid 10001 --gid tickwork --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin tickwork
 
-# The whole project goes to /app (trimmed by .dockerignore), so files that are
-# read from the working directory at run time, such as the Alembic
-# configuration, are where they are in a checkout.
+# The whole project goes to /app (trimmed by .dockerignore); the installed
+# package finds the built page through TICKWORK_WEB_DIR.
 WORKDIR /app
 COPY . /app
 RUN pip install --no-cache-dir .

@@ -69,8 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/quote", quote, methods=["GET"])
 
     # Mounted last, so that every route above wins over a file of the same name.
-    if WEB_DIST.is_dir():
-        app.mount("/", StaticFiles(directory=WEB_DIST, html=True), name="web")
+    web_dist = settings.web_dir or WEB_DIST
+    if web_dist.is_dir():
+        app.mount("/", StaticFiles(directory=web_dist, html=True), name="web")
     else:
         app.add_api_route("/", no_web_page, methods=["GET"], include_in_schema=False)
     return app

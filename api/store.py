@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -100,7 +100,7 @@ async def last_executions(
     query = (
         select(Execution)
         .where(col(Execution.job_id).in_(job_ids))
-        .distinct(col(Execution.job_id))
+        .ext(distinct_on(col(Execution.job_id)))
         .order_by(
             col(Execution.job_id),
             col(Execution.created_at).desc(),

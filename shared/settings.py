@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8000, description="Port the API listens on.")
+    web_dir: Path | None = Field(
+        None,
+        description="The built web page (web/dist). Default: web/dist beside the "
+        "api package, which fits a source checkout.",
+    )
     quote_url: str | None = Field(
         None,
         description="Quote source for fetch jobs without a URL. "
