@@ -191,7 +191,17 @@ async def insert_manual_execution(
     session.add(execution)
     await session.flush()
     await session.refresh(execution)
+    await announce_executions(session, [execution.id])
     return execution
+
+
+async def announce_executions(session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
+    """Tell every API process's live updates, at commit, that these changed."""
+    connection = await session.connection()
+    await connection.execute(
+        sa.text("SELECT tickwork_notify_executions(CAST(:ids AS uuid[]))"),
+        {"ids": list(ids)},
+    )
 
 
 async def delete_job(session: AsyncSession, job_id: uuid.UUID) -> bool:

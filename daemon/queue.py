@@ -6,6 +6,10 @@ Writes by the holder of a run are fenced: they only apply while the run's
 ``fence`` is the one the holder claimed it with, so a daemon that lost a run
 (its lease expired and another took it over, or it was handed back) cannot
 overwrite what replaced it.
+
+Each transaction that changes execution statuses ends with one call of
+``tickwork_notify_executions`` with the ids it changed, which feeds the API's
+live updates.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ INSERT INTO executions
 SELECT gen_random_uuid(), t.job_id, t.fire_at, t.fire_at, 'SCHEDULE', 'PENDING', 0, 0, 0
 FROM unnest(%(job_ids)s::uuid[], %(fire_ats)s::timestamptz[]) AS t(job_id, fire_at)
 ON CONFLICT (job_id, scheduled_for) DO NOTHING
+RETURNING id
 """
 
 # Claims due runs and runs whose lease expired (their daemon stopped renewing).
@@ -147,8 +152,10 @@ WITH input AS (
           AND o.status IN ('PENDING', 'RUNNING', 'RETRYING')
           AND o.id NOT IN (SELECT id FROM done WHERE status <> 'RETRYING')
       )
+), announced AS (
+    SELECT tickwork_notify_executions(array_agg(id)) FROM done
 )
-SELECT id FROM done
+SELECT done.id FROM done CROSS JOIN announced
 """
 
 # One statement a heartbeat: renews every lease this daemon holds, refreshes its
@@ -186,16 +193,21 @@ WITH input AS (
         lease_expires_at = NULL
     FROM input i
     WHERE e.id = i.id AND e.fence = i.fence AND e.status = 'RUNNING'
-    RETURNING e.id, e.attempt, i.fence, e.started_at
+    RETURNING e.id, e.attempt, e.started_at
+), recorded AS (
+    INSERT INTO attempts
+        (execution_id, number, daemon_id, outcome, started_at, finished_at, error)
+    SELECT id, attempt, %(daemon_id)s, 'ABANDONED', started_at, tickwork_now(),
+        'handed back: its daemon shut down'
+    FROM returned
+    ON CONFLICT (execution_id, number) DO NOTHING
+), announced AS (
+    SELECT tickwork_notify_executions(array_agg(id)) FROM returned
 )
-INSERT INTO attempts
-    (execution_id, number, daemon_id, outcome, started_at, finished_at, error)
-SELECT id, attempt, %(daemon_id)s, 'ABANDONED', started_at, tickwork_now(),
-    'handed back: its daemon shut down'
-FROM returned
-ON CONFLICT (execution_id, number) DO NOTHING
-RETURNING execution_id
+SELECT returned.id FROM returned CROSS JOIN announced
 """
+
+ANNOUNCE = "SELECT tickwork_notify_executions(%(ids)s::uuid[])"
 
 SECONDS_UNTIL_DUE = """
 SELECT extract(epoch FROM least(
@@ -265,8 +277,10 @@ async def schedule_and_claim(
     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(LOCK_DUE_JOBS, {"limit": schedule_limit})
         due = await cur.fetchall()
+        changed: set[uuid.UUID] = set()
         if due:
             await cur.execute(FIRE_JOBS, _fire_params(due))
+            changed.update(row["id"] for row in await cur.fetchall())
 
         claims: list[Claim] = []
         if claim_limit > 0:
@@ -275,6 +289,10 @@ async def schedule_and_claim(
                 {"limit": claim_limit, "daemon_id": daemon_id, "lease": lease_seconds},
             )
             claims = [_claim(row) for row in await cur.fetchall()]
+            changed.update(claim.execution_id for claim in claims)
+
+        if changed:
+            await cur.execute(ANNOUNCE, {"ids": list(changed)})
     return len(due), claims
 
 

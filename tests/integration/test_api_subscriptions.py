@@ -84,9 +84,14 @@ def test_a_status_change_arrives_on_the_subscription(database_url: str) -> None:
         with subscription(client, {"jobId": job["id"]}) as ws:
             execution = graphql(client, TRIGGER, {"id": job["id"]})["triggerJob"]
             assert _next(ws)["status"] == "PENDING"
+            # What a daemon's claim does: change the row and announce it.
             with psycopg.connect(database_url) as connection:
                 connection.execute(
                     "UPDATE executions SET status = 'RUNNING' WHERE id = %s",
+                    (execution["id"],),
+                )
+                connection.execute(
+                    "SELECT tickwork_notify_executions(ARRAY[%s]::uuid[])",
                     (execution["id"],),
                 )
             update = _next(ws)
@@ -112,15 +117,14 @@ def test_after_the_listener_reconnects_missed_executions_are_resent(
 ) -> None:
     """An execution inserted without a NOTIFY arrives once the listener reconnects.
 
-    The interleaving forced: subscribe; insert an execution with triggers off
-    (a lost notification); kill the LISTEN backend; the broadcaster reconnects
-    and the subscription re-reads the unfinished executions.
+    The interleaving forced: subscribe; insert an execution without announcing
+    it (a lost notification); kill the LISTEN backend; the broadcaster
+    reconnects and the subscription re-reads the unfinished executions.
     """
     with api_client(database_url) as client:
         job = create_job(client, **interval_job())
         with subscription(client, {"jobId": job["id"]}) as ws:
             with psycopg.connect(database_url, autocommit=True) as admin:
-                admin.execute("SET session_replication_role = replica")
                 (missed,) = admin.execute(
                     "INSERT INTO executions (id, job_id, trigger, status, run_at,"
                     " attempt, failures, fence) VALUES (gen_random_uuid(), %s,"

@@ -433,3 +433,27 @@ async def _listening(db: psycopg.AsyncConnection) -> bool:
         "WHERE query LIKE 'LISTEN tickwork_wakeup%%'"
     )
     return (await cur.fetchone())[0] > 0
+
+
+async def test_firing_and_claiming_announce_all_changes_in_one_notification(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """Three jobs fired and claimed in one transaction make one NOTIFY carrying
+    the three execution ids; writing their results makes one more."""
+    now = await db_now(db)
+    jobs = [
+        await insert_job(
+            db, schedule=Schedule(kind="at", at=now), action=webhook(target.url("/ok"))
+        )
+        for _ in range(3)
+    ]
+    await db.execute("LISTEN tickwork_executions")
+
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    payloads = [n.payload async for n in db.notifies(timeout=1.0)]
+    ids = {str((await executions_of(db, job))[0]["id"]) for job in jobs}
+    assert len(payloads) == 2
+    assert [set(p.split(",")) for p in payloads] == [ids, ids]

@@ -21,28 +21,22 @@ LANGUAGE sql STABLE AS $$
 $$
 """
 
-# One NOTIFY per statement that changes execution statuses, carrying the ids
-# (200 per payload keeps it far below PostgreSQL's 8,000-byte limit). Listeners
-# re-read the rows by id, so a payload never needs more than ids.
+# Announces executions whose status changed, to every API process's LISTEN.
+# Each writer calls it once per transaction with every id it changed; payloads
+# carry ids only (listeners re-read the rows) and stay far below PostgreSQL's
+# 8,000-byte limit: one NOTIFY for up to 200 ids, which every batch fits.
 EXECUTION_EVENTS = """
-CREATE FUNCTION tickwork_notify_executions() RETURNS trigger
+CREATE FUNCTION tickwork_notify_executions(ids uuid[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    ids uuid[];
     i int := 1;
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(id) INTO ids FROM new_rows;
-    ELSE
-        SELECT array_agg(n.id) INTO ids
-        FROM new_rows n JOIN old_rows o ON o.id = n.id
-        WHERE n.status IS DISTINCT FROM o.status;
-    END IF;
     WHILE ids IS NOT NULL AND i <= cardinality(ids) LOOP
-        PERFORM pg_notify('tickwork_executions', array_to_string(ids[i:i + 199], ','));
+        PERFORM pg_notify(
+            'tickwork_executions', array_to_string(ids[i:i + 199], ',')
+        );
         i := i + 200;
     END LOOP;
-    RETURN NULL;
 END
 $$
 """
@@ -203,16 +197,6 @@ def upgrade() -> None:
     )
 
     op.execute(EXECUTION_EVENTS)
-    op.execute(
-        "CREATE TRIGGER executions_inserted AFTER INSERT ON executions "
-        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
-        "EXECUTE FUNCTION tickwork_notify_executions()"
-    )
-    op.execute(
-        "CREATE TRIGGER executions_updated AFTER UPDATE ON executions "
-        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
-        "FOR EACH STATEMENT EXECUTE FUNCTION tickwork_notify_executions()"
-    )
 
 
 def downgrade() -> None:
@@ -220,5 +204,5 @@ def downgrade() -> None:
     op.drop_table("executions")
     op.drop_table("jobs")
     op.drop_table("daemons")
-    op.execute("DROP FUNCTION tickwork_notify_executions()")
+    op.execute("DROP FUNCTION tickwork_notify_executions(uuid[])")
     op.execute("DROP FUNCTION tickwork_now()")
