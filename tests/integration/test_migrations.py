@@ -16,7 +16,8 @@ from shared.migrate import alembic_config, upgrade
 def schema_differences(database_url: str) -> list[object]:
     engine = sa.create_engine(sqlalchemy_url(database_url), poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
-        return compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+        context = MigrationContext.configure(connection)
+        return compare_metadata(context, SQLModel.metadata)
 
 
 def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
