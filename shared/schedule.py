@@ -107,8 +107,10 @@ def build_schedule(
         expression = " ".join(cron_expression.split())
         tz_name = (timezone or "UTC").strip()
         zone = _zone(tz_name, f"{field}.cron.timezone", errors)
-        if zone is not None:
-            _check_cron(expression, zone, f"{field}.cron.expression", errors)
+        # Checked even when the zone is bad, so that both mistakes are named.
+        _check_cron(
+            expression, zone or ZoneInfo("UTC"), f"{field}.cron.expression", errors
+        )
         schedule = Schedule(
             kind="cron",
             cron_expression=expression,

@@ -120,6 +120,13 @@ def test_bad_schedules_are_rejected_naming_the_field(
     assert words in fields(exc)[field]
 
 
+def test_a_bad_expression_and_a_bad_zone_are_both_named() -> None:
+    """One answer lists every mistake, not only the first found."""
+    with pytest.raises(InvalidInputError) as exc:
+        build_schedule(cron_expression="0 0 30 2 *", timezone="Mars/X", now=NOW)
+    assert set(fields(exc)) == {"schedule.cron.expression", "schedule.cron.timezone"}
+
+
 def test_times_without_an_offset_are_rejected() -> None:
     """A naive `at` is ambiguous, so it is refused rather than guessed."""
     with pytest.raises(InvalidInputError) as exc:
