@@ -90,7 +90,6 @@ def _up() -> int:
         embedded = EmbeddedPostgres(settings.data_dir / "pgdata")
         embedded.start()
         url = embedded.create_database("tickwork")
-        logger.info("embedded PostgreSQL in %s", embedded.data_dir)
         env["TICKWORK_DATABASE_URL"] = url
 
     children: list[subprocess.Popen[bytes]] = []

