@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,8 +104,12 @@ def _up() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         upgrade(url)
-        for module in ("api", "daemon"):
-            children.append(subprocess.Popen([sys.executable, "-m", module], env=env))
+        # The API first: the daemon's test jobs fetch their quote from it.
+        children.append(subprocess.Popen([sys.executable, "-m", "api"], env=env))
+        if not _wait_for_port(settings.host, settings.port, children[0], 30):
+            logger.error("the API did not start; see its log above")
+            return 1
+        children.append(subprocess.Popen([sys.executable, "-m", "daemon"], env=env))
         logger.info(
             "Tickwork is up: http://%s:%d/ (GraphiQL at /graphql); Ctrl-C stops it",
             settings.host,
@@ -119,6 +124,20 @@ def _up() -> int:
         if embedded is not None:
             embedded.stop()
         logger.info("Tickwork stopped")
+
+
+def _wait_for_port(
+    host: str, port: int, process: subprocess.Popen[bytes], timeout: float
+) -> bool:
+    """Wait until something listens on host:port, while ``process`` lives."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def _stop_children(children: list[subprocess.Popen[bytes]], grace: float) -> None:
