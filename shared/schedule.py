@@ -17,14 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict
 
+from shared import cron
 from shared.errors import FieldError, InvalidInputError
 
 ScheduleKind = Literal["interval", "cron", "at"]
-
-_UNSUPPORTED_MACROS = {"@reboot"}
 
 
 class Schedule(BaseModel):
@@ -46,7 +44,7 @@ class Schedule(BaseModel):
         if self.kind == "interval":
             text = f"Every {_plural(self.interval_seconds or 0, 'second')}"
         elif self.kind == "cron":
-            text = f"{_explain_cron(self.cron_expression or '')} ({self.timezone})"
+            text = f"{cron.explain(self.cron_expression or '')} ({self.timezone})"
         else:
             text = f"Once at {_iso(self.at)}" if self.at else "Once"
         if self.end_at is not None:
@@ -141,8 +139,7 @@ def next_fire_time(schedule: Schedule, after: datetime) -> datetime | None:
         candidate = _next_interval(schedule, after)
     elif schedule.kind == "cron":
         zone = ZoneInfo(schedule.timezone)
-        candidate = next(CronSim(schedule.cron_expression, after.astimezone(zone)))
-        candidate = candidate.astimezone(UTC)
+        candidate = cron.next_after(schedule.cron_expression or "", zone, after)
     else:
         candidate = schedule.at if schedule.at and schedule.at > after else None
 
@@ -215,25 +212,10 @@ def _zone(name: str, field: str, errors: list[FieldError]) -> ZoneInfo | None:
 def _check_cron(
     expression: str, zone: ZoneInfo, field: str, errors: list[FieldError]
 ) -> None:
-    if not expression:
-        errors.append(FieldError(field, "must not be empty"))
-        return
-    if expression.lower() in _UNSUPPORTED_MACROS:
-        errors.append(FieldError(field, f"{expression} cannot be scheduled"))
-        return
     try:
-        next(CronSim(expression, datetime.now(zone)))
-    except CronSimError as exc:
-        errors.append(FieldError(field, f"invalid cron expression: {exc}"))
-    except StopIteration:
-        errors.append(FieldError(field, "this expression never fires"))
-
-
-def _explain_cron(expression: str) -> str:
-    try:
-        return CronSim(expression, datetime.now(UTC)).explain()
-    except (CronSimError, ValueError):
-        return f"Cron {expression}"
+        cron.validate(expression, zone)
+    except cron.CronError as exc:
+        errors.append(FieldError(field, str(exc)))
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -100,7 +100,7 @@ def test_a_late_job_runs_its_newest_missed_time_once() -> None:
             "schedule.cron.timezone",
             "unknown time zone",
         ),
-        ({"cron_expression": "61 * * * *"}, "schedule.cron.expression", "invalid"),
+        ({"cron_expression": "61 * * * *"}, "schedule.cron.expression", "range"),
         ({"cron_expression": "@reboot"}, "schedule.cron.expression", "cannot"),
         ({"cron_expression": ""}, "schedule.cron.expression", "empty"),
         ({}, "schedule", "exactly one"),
