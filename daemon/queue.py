@@ -24,31 +24,62 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from shared.schedule import Schedule, latest_due_fire_time
+from shared.firing import Firing, Policies, plan_firing
+from shared.models import CatchUp, Overlap
+from shared.schedule import Schedule
 
 LOCK_DUE_JOBS = """
-SELECT id, schedule, next_run_at, tickwork_now() AS now
-FROM jobs
-WHERE state = 'ACTIVE' AND next_run_at <= tickwork_now()
-ORDER BY next_run_at
+SELECT j.id, j.schedule, j.next_run_at, j.catch_up, j.catch_up_limit,
+    j.misfire_grace_seconds, j.overlap, j.max_in_flight, j.jitter_seconds,
+    (SELECT count(*) FROM executions e
+     WHERE e.job_id = j.id AND e.status IN ('PENDING', 'RUNNING', 'RETRYING')
+    ) AS unfinished,
+    tickwork_now() AS now
+FROM jobs j
+WHERE j.state = 'ACTIVE' AND j.next_run_at <= tickwork_now()
+ORDER BY j.next_run_at
 LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED
+FOR UPDATE OF j SKIP LOCKED
 """
 
-# Advances each locked job and inserts the occurrence it is due for. A fire time
-# that already has an execution (unique per job) is not inserted twice.
+# REPLACE: cancels the unfinished executions of jobs about to fire again.
+REPLACE_UNFINISHED = """
+SELECT tickwork_cancel_executions(
+    array(
+        SELECT id FROM executions
+        WHERE job_id = ANY(%(job_ids)s::uuid[])
+          AND status IN ('PENDING', 'RUNNING', 'RETRYING')
+    ),
+    'replaced by a newer run (overlap REPLACE)'
+) AS id
+"""
+
+# Advances each locked job and inserts its occurrences: runs (PENDING), and the
+# fire times recorded as SKIPPED or MISSED. A fire time that already has an
+# execution (unique per job) is never inserted twice.
 FIRE_JOBS = """
 WITH advanced AS (
     UPDATE jobs j
-    SET next_run_at = t.next_run_at, updated_at = tickwork_now()
-    FROM unnest(%(job_ids)s::uuid[], %(next_run_ats)s::timestamptz[])
-        AS t(id, next_run_at)
+    SET next_run_at = t.next_run_at,
+        updated_at = tickwork_now(),
+        state = CASE WHEN t.complete THEN 'COMPLETED' ELSE j.state END,
+        state_reason = CASE WHEN t.complete THEN 'no fire times left'
+            ELSE j.state_reason END
+    FROM unnest(
+        %(job_ids)s::uuid[], %(next_run_ats)s::timestamptz[], %(completes)s::boolean[]
+    ) AS t(id, next_run_at, complete)
     WHERE j.id = t.id
 )
-INSERT INTO executions
-    (id, job_id, scheduled_for, run_at, trigger, status, attempt, failures, fence)
-SELECT gen_random_uuid(), t.job_id, t.fire_at, t.fire_at, 'SCHEDULE', 'PENDING', 0, 0, 0
-FROM unnest(%(job_ids)s::uuid[], %(fire_ats)s::timestamptz[]) AS t(job_id, fire_at)
+INSERT INTO executions (id, job_id, scheduled_for, run_at, trigger, status,
+    attempt, failures, fence, covers, reason, finished_at)
+SELECT gen_random_uuid(), o.job_id, o.scheduled_for, o.run_at, 'SCHEDULE',
+    o.status, 0, 0, 0, o.covers, o.reason,
+    CASE WHEN o.status = 'PENDING' THEN NULL ELSE tickwork_now() END
+FROM unnest(
+    %(occurrence_jobs)s::uuid[], %(scheduled_fors)s::timestamptz[],
+    %(run_ats)s::timestamptz[], %(statuses)s::text[], %(covers)s::int[],
+    %(reasons)s::text[]
+) AS o(job_id, scheduled_for, run_at, status, covers, reason)
 ON CONFLICT (job_id, scheduled_for) DO NOTHING
 RETURNING id
 """
@@ -140,18 +171,44 @@ WITH input AS (
         started_at, ended_at, http_status, error, excerpt
     FROM done
     ON CONFLICT (execution_id, number) DO NOTHING
-), completed AS (
+), outcomes AS (
+    SELECT job_id,
+        bool_or(status = 'SUCCEEDED') AS succeeded,
+        count(*) FILTER (WHERE status = 'FAILED') AS failed
+    FROM done
+    GROUP BY job_id
+), decided AS (
+    -- A job pauses after pause_after_failures failed executions in a row, and
+    -- completes once it has no fire time left and nothing unfinished.
+    SELECT j.id,
+        CASE WHEN o.succeeded THEN 0
+            ELSE j.consecutive_failures + o.failed END AS failures,
+        CASE
+            WHEN j.state <> 'ACTIVE' THEN NULL
+            WHEN NOT o.succeeded AND j.pause_after_failures IS NOT NULL
+                AND j.consecutive_failures + o.failed >= j.pause_after_failures
+                THEN 'PAUSED'
+            WHEN j.next_run_at IS NULL AND NOT EXISTS (
+                SELECT 1 FROM executions x
+                WHERE x.job_id = j.id
+                  AND x.status IN ('PENDING', 'RUNNING', 'RETRYING')
+                  AND x.id NOT IN (SELECT id FROM done WHERE status <> 'RETRYING')
+            ) THEN 'COMPLETED'
+        END AS state
+    FROM jobs j JOIN outcomes o ON o.job_id = j.id
+), jobs_updated AS (
     UPDATE jobs j
-    SET state = 'COMPLETED', state_reason = 'no fire times left',
-        updated_at = tickwork_now()
-    FROM (SELECT DISTINCT job_id FROM done WHERE status <> 'RETRYING') d
-    WHERE j.id = d.job_id AND j.state = 'ACTIVE' AND j.next_run_at IS NULL
-      AND NOT EXISTS (
-        SELECT 1 FROM executions o
-        WHERE o.job_id = d.job_id
-          AND o.status IN ('PENDING', 'RUNNING', 'RETRYING')
-          AND o.id NOT IN (SELECT id FROM done WHERE status <> 'RETRYING')
-      )
+    SET consecutive_failures = d.failures,
+        state = coalesce(d.state, j.state),
+        state_reason = CASE d.state
+            WHEN 'PAUSED' THEN
+                format('paused after %%s failed executions in a row', d.failures)
+            WHEN 'COMPLETED' THEN 'no fire times left'
+            ELSE j.state_reason END,
+        updated_at = CASE WHEN d.state IS NULL THEN j.updated_at
+            ELSE tickwork_now() END
+    FROM decided d
+    WHERE j.id = d.id
 ), announced AS (
     SELECT tickwork_notify_executions(array_agg(id)) FROM done
 )
@@ -279,7 +336,12 @@ async def schedule_and_claim(
         due = await cur.fetchall()
         changed: set[uuid.UUID] = set()
         if due:
-            await cur.execute(FIRE_JOBS, _fire_params(due))
+            firings = {row["id"]: _plan(row) for row in due}
+            replacing = [j for j, f in firings.items() if f.cancel_unfinished]
+            if replacing:
+                await cur.execute(REPLACE_UNFINISHED, {"job_ids": replacing})
+                changed.update(row["id"] for row in await cur.fetchall())
+            await cur.execute(FIRE_JOBS, _fire_params(due, firings))
             changed.update(row["id"] for row in await cur.fetchall())
 
         claims: list[Claim] = []
@@ -296,17 +358,52 @@ async def schedule_and_claim(
     return len(due), claims
 
 
-def _fire_params(due: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-    job_ids, fire_ats, next_run_ats = [], [], []
+def _plan(row: dict[str, Any]) -> Firing:
+    return plan_firing(
+        Schedule.model_validate(row["schedule"]),
+        Policies(
+            catch_up=CatchUp(row["catch_up"]),
+            catch_up_limit=row["catch_up_limit"],
+            misfire_grace_seconds=row["misfire_grace_seconds"],
+            overlap=Overlap(row["overlap"]),
+            max_in_flight=row["max_in_flight"],
+            jitter_seconds=row["jitter_seconds"],
+        ),
+        due=row["next_run_at"],
+        now=row["now"],
+        unfinished=row["unfinished"],
+    )
+
+
+def _fire_params(
+    due: Sequence[dict[str, Any]], firings: dict[uuid.UUID, Firing]
+) -> dict[str, list[Any]]:
+    params: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "job_ids next_run_ats completes occurrence_jobs scheduled_fors "
+            "run_ats statuses covers reasons"
+        ).split()
+    }
     for row in due:
-        schedule = Schedule.model_validate(row["schedule"])
-        fire_at, following = latest_due_fire_time(
-            schedule, row["next_run_at"], row["now"]
+        firing = firings[row["id"]]
+        runs = any(o.status == "PENDING" for o in firing.occurrences)
+        unfinished = row["unfinished"] and not firing.cancel_unfinished
+        params["job_ids"].append(row["id"])
+        params["next_run_ats"].append(firing.next_run_at)
+        # With no fire time left and nothing to wait for, the job is done now;
+        # otherwise it completes when its last run finishes.
+        params["completes"].append(
+            firing.next_run_at is None and not runs and not unfinished
         )
-        job_ids.append(row["id"])
-        fire_ats.append(fire_at)
-        next_run_ats.append(following)
-    return {"job_ids": job_ids, "fire_ats": fire_ats, "next_run_ats": next_run_ats}
+        for occurrence in firing.occurrences:
+            params["occurrence_jobs"].append(row["id"])
+            params["scheduled_fors"].append(occurrence.scheduled_for)
+            params["run_ats"].append(occurrence.run_at)
+            params["statuses"].append(occurrence.status)
+            params["covers"].append(occurrence.covers)
+            params["reasons"].append(occurrence.reason)
+    return params
 
 
 def _claim(row: dict[str, Any]) -> Claim:

@@ -54,6 +54,22 @@ FINAL_STATUSES = frozenset(
 )
 
 
+class CatchUp(StrEnum):
+    """What to run for fire times that every daemon missed."""
+
+    NONE = "NONE"  # nothing; the gap is recorded as MISSED
+    LATEST = "LATEST"  # one run, for the most recent missed time
+    ALL = "ALL"  # every missed time, up to the job's catch_up_limit
+
+
+class Overlap(StrEnum):
+    """What to do when a fire time comes while an earlier run is not final."""
+
+    FORBID = "FORBID"  # record the new fire time as SKIPPED
+    ALLOW = "ALLOW"  # run it too, up to the job's max_in_flight
+    REPLACE = "REPLACE"  # cancel the earlier run, then run the new one
+
+
 class Trigger(StrEnum):
     SCHEDULE = "SCHEDULE"
     MANUAL = "MANUAL"
@@ -64,6 +80,8 @@ class AttemptOutcome(StrEnum):
     FAILED = "FAILED"
     # The daemon holding the attempt stopped renewing its lease; another took over.
     ABANDONED = "ABANDONED"
+    # The execution was cancelled while this attempt ran.
+    CANCELLED = "CANCELLED"
 
 
 class DaemonState(StrEnum):
@@ -107,6 +125,30 @@ class Job(SQLModel, table=True):
     payload: Any = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
     max_retries: int = Field(default=3, ge=0)
     timeout_seconds: float = Field(default=30.0, gt=0)
+    catch_up: CatchUp = Field(
+        default=CatchUp.LATEST,
+        sa_column=sa.Column(
+            _enum(CatchUp, "catch_up"), nullable=False, server_default="LATEST"
+        ),
+    )
+    catch_up_limit: int = Field(default=10, sa_column_kwargs={"server_default": "10"})
+    # A fire time counts as missed once it is this late; before, it just runs late.
+    misfire_grace_seconds: int = Field(
+        default=60, sa_column_kwargs={"server_default": "60"}
+    )
+    overlap: Overlap = Field(
+        default=Overlap.FORBID,
+        sa_column=sa.Column(
+            _enum(Overlap, "overlap"), nullable=False, server_default="FORBID"
+        ),
+    )
+    max_in_flight: int = Field(default=5, sa_column_kwargs={"server_default": "5"})
+    jitter_seconds: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Pause the job after this many failed executions in a row; None: never.
+    pause_after_failures: int | None = None
+    consecutive_failures: int = Field(
+        default=0, sa_column_kwargs={"server_default": "0"}
+    )
     state: JobState = Field(
         default=JobState.ACTIVE,
         sa_column=sa.Column(_enum(JobState, "job_state"), nullable=False),
@@ -133,6 +175,12 @@ class Execution(SQLModel, table=True):
             postgresql_where=sa.text("status = 'RUNNING'"),
         ),
         sa.Index("ix_executions_job_history", "job_id", "created_at", "id"),
+        # The overlap policy counts a job's unfinished executions.
+        sa.Index(
+            "ix_executions_unfinished",
+            "job_id",
+            postgresql_where=sa.text("status IN ('PENDING', 'RUNNING', 'RETRYING')"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -153,6 +201,10 @@ class Execution(SQLModel, table=True):
     )
     # When it may next be claimed: its fire time, or when its next retry is due.
     run_at: datetime
+    # How many fire times this execution stands for (a MISSED gap covers many).
+    covers: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # Why it was SKIPPED, MISSED or CANCELLED.
+    reason: str | None = None
     # Attempts started, takeovers included; `failures` counts against max_retries.
     attempt: int = 0
     failures: int = 0

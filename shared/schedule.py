@@ -159,28 +159,6 @@ def first_fire_time(schedule: Schedule, now: datetime) -> datetime | None:
     return next_fire_time(schedule, _utc(now) - timedelta(microseconds=1))
 
 
-def latest_due_fire_time(
-    schedule: Schedule, due: datetime, now: datetime
-) -> tuple[datetime, datetime | None]:
-    """Given a job due at ``due`` (<= now), the newest fire time not after ``now``
-    and the fire time that follows it.
-
-    When a daemon finds a job late (every daemon was down), it runs the most recent
-    missed time once rather than a burst of every missed one.
-    """
-    fire = due
-    following = next_fire_time(schedule, fire)
-    if schedule.kind == "interval" and following is not None and following <= now:
-        # Jump straight to the last interval boundary at or before now.
-        fire = _previous_interval(schedule, now)
-        following = next_fire_time(schedule, fire)
-    steps = 0
-    while following is not None and following <= now and steps < 10_000:
-        fire, following = following, next_fire_time(schedule, following)
-        steps += 1
-    return fire, following
-
-
 def _next_interval(schedule: Schedule, after: datetime) -> datetime:
     anchor = schedule.start_at
     step = timedelta(seconds=schedule.interval_seconds or 1)
@@ -188,14 +166,6 @@ def _next_interval(schedule: Schedule, after: datetime) -> datetime:
         return anchor or after + step
     periods = (after - anchor) // step + 1
     return anchor + periods * step
-
-
-def _previous_interval(schedule: Schedule, at_or_before: datetime) -> datetime:
-    anchor = schedule.start_at
-    step = timedelta(seconds=schedule.interval_seconds or 1)
-    if anchor is None or at_or_before < anchor:
-        return at_or_before
-    return anchor + ((at_or_before - anchor) // step) * step
 
 
 def _zone(name: str, field: str, errors: list[FieldError]) -> ZoneInfo | None:

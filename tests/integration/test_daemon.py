@@ -124,9 +124,14 @@ async def test_interval_jobs_advance_to_the_next_anchored_fire_time(
 
     cur = await db.execute("SELECT next_run_at FROM jobs WHERE id = %s", (job_id,))
     (next_run_at,) = await cur.fetchone()
-    # Due since anchor (k = 0): the newest missed time (anchor + 20 s) runs once.
-    [execution] = await executions_of(db, job_id)
-    assert execution["scheduled_for"] == anchor + timedelta(seconds=20)
+    # Fire times anchor + 0, 10 and 20 s are due and within the grace period:
+    # the first runs late, and the overlap policy (FORBID) skips the other two.
+    executions = await executions_of(db, job_id)
+    assert sorted((e["scheduled_for"] - anchor, e["status"]) for e in executions) == [
+        (timedelta(seconds=0), "SUCCEEDED"),
+        (timedelta(seconds=10), "SKIPPED"),
+        (timedelta(seconds=20), "SKIPPED"),
+    ]
     assert next_run_at == anchor + timedelta(seconds=30)
 
 

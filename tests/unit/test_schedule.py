@@ -10,7 +10,6 @@ from shared.errors import InvalidInputError
 from shared.schedule import (
     build_schedule,
     first_fire_time,
-    latest_due_fire_time,
     next_fire_time,
 )
 
@@ -79,16 +78,6 @@ def test_end_at_stops_a_schedule() -> None:
         seconds=20
     )
     assert next_fire_time(schedule, NOW + timedelta(seconds=20)) is None
-
-
-def test_a_late_job_runs_its_newest_missed_time_once() -> None:
-    """Found an hour late, a minutely job runs the latest missed minute, once."""
-    schedule = build_schedule(interval_seconds=60, now=NOW)
-    due = NOW
-    now = NOW + timedelta(hours=1, seconds=30)
-    fire, following = latest_due_fire_time(schedule, due, now)
-    assert fire == NOW + timedelta(hours=1)
-    assert following == NOW + timedelta(hours=1, minutes=1)
 
 
 @pytest.mark.parametrize(
