@@ -22,7 +22,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -39,6 +39,9 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 WAKEUP_CHANNEL = "tickwork_wakeup"
+# Carries the ids of cancelled executions: a hint to stop them sooner than the
+# next lease renewal would.
+CANCEL_CHANNEL = "tickwork_cancel"
 
 Perform = Callable[[Claim], Awaitable[Outcome]]
 
@@ -165,6 +168,17 @@ class Worker:
                 )
                 run.task.cancel()
 
+    def abandon(self, execution_ids: Iterable[str]) -> None:
+        """Stop runs that were cancelled; their results would be fenced out."""
+        for text in execution_ids:
+            try:
+                run = self.in_flight.get(uuid.UUID(text))
+            except ValueError:
+                continue
+            if run is not None and not run.finishing:
+                logger.info("run cancelled, stopping it: execution_id=%s", text)
+                run.task.cancel()
+
     # -- loops ---------------------------------------------------------------
 
     async def run(self) -> None:
@@ -241,16 +255,21 @@ class Worker:
             await self._retrying("write results", self.flush)
 
     async def _listen(self) -> None:
-        """LISTEN for job changes; reconnect after losing the connection."""
+        """LISTEN for job changes and cancellations; reconnect after losing the
+        connection."""
         while True:
             try:
                 conn = await connect(self.settings.database_url or "", autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {WAKEUP_CHANNEL}")
+                    await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
                     # Anything may have changed while we were not listening.
                     self._wake.set()
-                    async for _ in conn.notifies():
-                        self._wake.set()
+                    async for notice in conn.notifies():
+                        if notice.channel == CANCEL_CHANNEL:
+                            self.abandon(notice.payload.split(","))
+                        else:
+                            self._wake.set()
             except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
                 logger.warning("wake-up listener lost its connection: %s", exc)
                 await asyncio.sleep(1.0)

@@ -20,6 +20,7 @@ import pytest
 
 from shared.db import libpq_url, with_database
 from shared.migrate import upgrade
+from tests.support.target import Target
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
@@ -67,6 +68,13 @@ def database_url(postgres_server_url: str, template_database: str) -> Iterator[s
     finally:
         with psycopg.connect(postgres_server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    """A real HTTP server on loopback that records what it receives."""
+    with Target() as server:
+        yield server
 
 
 @pytest.fixture

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import psycopg
-import pytest
 
 from daemon.delivery import perform
 from daemon.queue import Claim, Outcome
@@ -17,7 +13,13 @@ from daemon.worker import Worker
 from shared.actions import Action
 from shared.http import HttpClient
 from shared.schedule import Schedule
-from shared.settings import Settings
+from tests.support.daemons import (
+    database_name,
+    settings_for,
+    settle,
+    started,
+    webhook,
+)
 from tests.support.jobs import (
     attempts_of,
     db_now,
@@ -26,50 +28,6 @@ from tests.support.jobs import (
     shift_clock,
 )
 from tests.support.target import Target
-
-
-@pytest.fixture
-def target() -> Callable[[], Target]:
-    with Target() as server:
-        yield server
-
-
-def settings_for(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "lease_seconds": 30,
-        "retry_base_seconds": 1,
-        "retry_max_seconds": 5,
-        "heartbeat_seconds": 60,
-        "concurrency": 16,
-        **overrides,
-    }
-    return Settings(**values)
-
-
-@asynccontextmanager
-async def started(settings: Settings) -> AsyncIterator[Worker]:
-    worker = Worker(settings)
-    await worker.start()
-    try:
-        yield worker
-    finally:
-        await worker.http.aclose()
-        await worker.pool.close()
-
-
-async def settle(worker: Worker) -> None:
-    """Wait for every run in flight and write their results."""
-    await asyncio.gather(*(run.task for run in list(worker.in_flight.values())))
-    await worker.flush()
-
-
-def database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
-
-
-def webhook(url: str, **options: object) -> Action:
-    return Action(kind="webhook", url=url, **options)
 
 
 async def test_a_due_webhook_job_is_posted_once_and_succeeds(

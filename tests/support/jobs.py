@@ -28,27 +28,31 @@ async def insert_job(
     max_retries: int = 3,
     timeout_seconds: float = 5.0,
     name: str = "test job",
+    next_run_at: datetime | None = None,
+    **policies: Any,
 ) -> uuid.UUID:
-    """Insert an ACTIVE job; its first run is due at its start, or now."""
+    """Insert an ACTIVE job; its first run is due at its start, or now.
+
+    ``policies`` are job columns such as ``overlap="REPLACE"``.
+    """
     job_id = uuid.uuid4()
-    next_run_at = first_fire_time(schedule, schedule.start_at or await db_now(db))
-    await db.execute(
-        """
-        INSERT INTO jobs (id, name, schedule, action, payload, max_retries,
-            timeout_seconds, state, next_run_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, 'ACTIVE', %s)
-        """,
-        (
-            job_id,
-            name,
-            Jsonb(schedule.model_dump(mode="json")),
-            Jsonb(action.model_dump(mode="json")),
-            Jsonb(payload),
-            max_retries,
-            timeout_seconds,
-            next_run_at,
-        ),
-    )
+    if next_run_at is None:
+        next_run_at = first_fire_time(schedule, schedule.start_at or await db_now(db))
+    columns = {
+        "id": job_id,
+        "name": name,
+        "schedule": Jsonb(schedule.model_dump(mode="json")),
+        "action": Jsonb(action.model_dump(mode="json")),
+        "payload": Jsonb(payload),
+        "max_retries": max_retries,
+        "timeout_seconds": timeout_seconds,
+        "state": "ACTIVE",
+        "next_run_at": next_run_at,
+        **policies,
+    }
+    names = ", ".join(columns)
+    values = ", ".join(f"%({name})s" for name in columns)
+    await db.execute(f"INSERT INTO jobs ({names}) VALUES ({values})", columns)
     return job_id
 
 
