@@ -392,8 +392,7 @@ async def test_a_job_announced_with_notify_runs_at_once_despite_an_hour_poll(
 
 async def _listening(db: psycopg.AsyncConnection) -> bool:
     cur = await db.execute(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE query LIKE 'LISTEN tickwork_wakeup%%'"
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN tickwork_%%'"
     )
     return (await cur.fetchone())[0] > 0
 

@@ -61,7 +61,9 @@ async def executions_of(
 ) -> list[dict[str, Any]]:
     cur = db.cursor(row_factory=psycopg.rows.dict_row)
     await cur.execute(
-        "SELECT * FROM executions WHERE job_id = %s ORDER BY created_at, id", (job_id,)
+        "SELECT * FROM executions WHERE job_id = %s "
+        "ORDER BY created_at, scheduled_for NULLS LAST, id",
+        (job_id,),
     )
     return await cur.fetchall()
 
