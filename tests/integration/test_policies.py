@@ -214,3 +214,68 @@ async def test_daemons_racing_on_one_fire_time_make_one_execution(
     assert {r[1] for r in rows} == {now}
     assert {r[2] for r in rows} == {1}
     assert len(target.requests) == 30
+
+
+async def test_restarts_inside_a_missed_window_never_repeat_or_lose_a_fire_time(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A minutely job: run, every daemon down 5 minutes, a restart, down 3 more
+    minutes, another restart. Each fire time is run or counted missed exactly once."""
+    now = await db_now(db)
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="interval", interval_seconds=60, start_at=now),
+        action=webhook(target.url("/ok")),
+    )
+    for offset in ("0 minutes", "5 minutes", "8 minutes"):
+        await shift_clock(db, database_name(database_url), offset)
+        async with started(settings_for(database_url)) as worker:
+            await worker.run_once()
+            await settle(worker)
+
+    executions = await executions_of(db, job_id)
+    timeline = [
+        (
+            int((e["scheduled_for"] - now).total_seconds() // 60),
+            e["status"],
+            e["covers"],
+        )
+        for e in executions
+    ]
+    assert sorted(timeline) == [
+        (0, "SUCCEEDED", 1),
+        (1, "MISSED", 4),  # minutes 1-4
+        (5, "SUCCEEDED", 1),
+        (6, "MISSED", 2),  # minutes 6-7
+        (8, "SUCCEEDED", 1),
+    ]
+    assert sum(covers for _, _, covers in timeline) == 9  # minutes 0-8, once each
+
+
+async def test_jitter_holds_a_run_back_until_its_own_run_at(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """With jitter, the execution keeps its fire time and is claimed only once
+    its chosen runAt has come."""
+    now = await db_now(db)
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="interval", interval_seconds=3600, start_at=now),
+        action=webhook(target.url("/ok")),
+        jitter_seconds=600,
+    )
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+    [execution] = await executions_of(db, job_id)
+    assert execution["scheduled_for"] == now
+    assert now <= execution["run_at"] <= now + timedelta(seconds=600)
+
+    if execution["run_at"] > await db_now(db):
+        assert execution["status"] == "PENDING"
+        await shift_clock(db, database_name(database_url), "601 seconds")
+        async with started(settings_for(database_url)) as worker:
+            await worker.run_once()
+            await settle(worker)
+    [execution] = await executions_of(db, job_id)
+    assert execution["status"] == "SUCCEEDED"
