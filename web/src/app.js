@@ -9,6 +9,7 @@ import {
   JOB,
   JOBS,
   PAUSE_JOB,
+  PREVIEW_SCHEDULE,
   RESUME_JOB,
   TRIGGER_JOB,
   request,
@@ -235,6 +236,11 @@ new JobForm({
   form: byId("create-form"),
   message: byId("form-message"),
   timeZoneList: byId("time-zones"),
+  preview: byId("schedule-preview"),
+  previewSchedule: async (schedule) => {
+    const { previewSchedule } = await request(PREVIEW_SCHEDULE, { schedule });
+    return previewSchedule;
+  },
   createJob: async (input) => {
     try {
       const { createJob } = await request(CREATE_JOB, { input });

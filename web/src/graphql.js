@@ -147,6 +147,73 @@ export const DELETE_JOB = `
   }
 `;
 
+const POLICY_FIELDS = `
+  catchUp
+  catchUpLimit
+  misfireGraceSeconds
+  overlap
+  maxInFlight
+  jitterSeconds
+  pauseAfterFailures
+`;
+
+// The expanded view of one job: its row's fields, so one read refreshes both,
+// and the last 20 executions with what the scheduler decided about each.
+export const JOB_HISTORY = `
+  query JobHistory($id: ID!) {
+    job(id: $id) {
+      ...JobFields
+      consecutiveFailures
+      nextRuns(count: 5)
+      policies { ${POLICY_FIELDS} }
+      executions(first: 20) {
+        edges {
+          node {
+            id
+            jobId
+            status
+            trigger
+            scheduledFor
+            runAt
+            startedAt
+            finishedAt
+            durationMs
+            attempt
+            httpStatus
+            error
+            reason
+            covers
+            result
+          }
+        }
+      }
+    }
+  }
+  ${JOB_FIELDS}
+`;
+
+export const PREVIEW_SCHEDULE = `
+  query PreviewSchedule($schedule: ScheduleInput!) {
+    previewSchedule(schedule: $schedule, count: 5) {
+      __typename
+      ... on SchedulePreview { description fireTimes }
+      ... on InvalidInput { message errors { field message } }
+    }
+  }
+`;
+
+export const CANCEL_EXECUTION = `
+  mutation CancelExecution($id: ID!) {
+    cancelExecution(id: $id) {
+      __typename
+      ... on Execution { ...ExecutionFields }
+      ... on InvalidInput { message errors { field message } }
+      ... on NotFound { message }
+    }
+  }
+  ${EXECUTION_FIELDS}
+`;
+
 export const EXECUTION_UPDATES = `
   subscription ExecutionUpdates {
     executionUpdates { ...ExecutionFields }

@@ -5,6 +5,20 @@
 // the API's dotted input paths, such as "schedule.cron.expression".
 
 import { ApiError } from "./graphql.js";
+import { SchedulePreview } from "./schedule-preview.js";
+
+// The policy fields sent as numbers; an empty one is left out.
+const POLICY_NUMBERS = [
+  "catchUpLimit",
+  "misfireGraceSeconds",
+  "maxInFlight",
+  "jitterSeconds",
+  "pauseAfterFailures",
+];
+
+// The policy fields chosen from a list; one left at its first selection is
+// left out, so the API's default applies.
+const POLICY_CHOICES = ["catchUp", "overlap"];
 
 function browserTimeZone() {
   try {
@@ -26,6 +40,20 @@ function errorId(field) {
   return `error-${field.replaceAll(".", "-")}`;
 }
 
+function describedBy(control, add, remove) {
+  const ids = (control.getAttribute("aria-describedby") ?? "")
+    .split(/\s+/)
+    .filter((id) => id && id !== remove);
+  if (add) {
+    ids.push(add);
+  }
+  if (ids.length > 0) {
+    control.setAttribute("aria-describedby", ids.join(" "));
+  } else {
+    control.removeAttribute("aria-describedby");
+  }
+}
+
 /** A problem found before sending, in the API's FieldError shape. */
 class FieldErrors extends Error {
   constructor(errors) {
@@ -37,9 +65,17 @@ class FieldErrors extends Error {
 export class JobForm {
   /**
    * `createJob(input)` sends the mutation and resolves to its JobResult, or
-   * throws an ApiError.
+   * throws an ApiError; `previewSchedule(schedule)` likewise resolves to a
+   * SchedulePreviewResult.
    */
-  constructor({ form, message, timeZoneList, createJob }) {
+  constructor({
+    form,
+    message,
+    timeZoneList,
+    preview,
+    createJob,
+    previewSchedule,
+  }) {
     this.form = form;
     this.message = message;
     this.createJob = createJob;
@@ -63,9 +99,19 @@ export class JobForm {
       ...timeZones().map((zone) => new Option(zone)),
     );
 
+    this.preview = new SchedulePreview({
+      node: preview,
+      fetchPreview: previewSchedule,
+      showErrors: (errors) => this.showScheduleErrors(errors),
+    });
+    const schedule = form.querySelector('[data-field="schedule"]');
+
     form.addEventListener("change", (event) => {
       if (event.target.type === "radio") {
         this.syncPanels();
+      }
+      if (event.target.tagName === "SELECT") {
+        this.syncHints();
       }
     });
     form.addEventListener("input", (event) => {
@@ -73,13 +119,75 @@ export class JobForm {
       if (container) {
         this.clearError(container.dataset.field);
       }
+      if (schedule.contains(event.target)) {
+        this.updatePreview();
+      }
     });
+    // The browser cannot point at a bad field inside closed details.
+    form.addEventListener(
+      "invalid",
+      (event) => {
+        const details = event.target.closest("details");
+        if (details) {
+          details.open = true;
+        }
+      },
+      true,
+    );
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit();
     });
 
     this.syncPanels();
+    this.syncHints();
+    this.updatePreview();
+  }
+
+  /** Show the hint of each list's chosen option only. */
+  syncHints() {
+    for (const hint of this.form.querySelectorAll("[data-hint-for]")) {
+      const value = this.form.elements[hint.dataset.hintFor].value;
+      for (const line of hint.querySelectorAll("[data-value]")) {
+        line.hidden = line.dataset.value !== value;
+      }
+    }
+  }
+
+  updatePreview() {
+    this.preview.update(() => {
+      try {
+        return this.readSchedule();
+      } catch (error) {
+        if (error instanceof FieldErrors) {
+          return null;
+        }
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Show the preview's errors beside the schedule fields, replacing the ones
+   * shown before; return the messages that name no field on the form.
+   */
+  showScheduleErrors(errors) {
+    for (const field of this.fields.keys()) {
+      if (field.startsWith("schedule")) {
+        this.clearError(field);
+      }
+    }
+
+    const unplaced = [];
+    for (const { field, message } of errors) {
+      const target = this.closestField(field);
+      if (target) {
+        this.showError(target, message);
+      } else {
+        unplaced.push(message);
+      }
+    }
+    return unplaced;
   }
 
   /** Show only the panels of the chosen schedule and action kinds. */
@@ -98,29 +206,69 @@ export class JobForm {
     }
   }
 
+  /** The ScheduleInput the fields describe, or FieldErrors. */
+  readSchedule() {
+    const elements = this.form.elements;
+    const scheduleKind = elements.scheduleKind.value;
+
+    if (scheduleKind === "interval") {
+      const seconds = elements.intervalSeconds.valueAsNumber;
+      if (!Number.isFinite(seconds)) {
+        throw new FieldErrors([
+          { field: "schedule.intervalSeconds", message: "Enter a number." },
+        ]);
+      }
+      return { intervalSeconds: seconds };
+    }
+
+    if (scheduleKind === "cron") {
+      const expression = elements.cronExpression.value.trim();
+      if (!expression) {
+        throw new FieldErrors([
+          {
+            field: "schedule.cron.expression",
+            message: "Enter a cron expression.",
+          },
+        ]);
+      }
+      const timezone = elements.timezone.value.trim() || "UTC";
+      return { cron: { expression, timezone } };
+    }
+
+    const at = new Date(elements.at.value);
+    if (Number.isNaN(at.getTime())) {
+      throw new FieldErrors([
+        { field: "schedule.at", message: "Enter a date and time." },
+      ]);
+    }
+    return { at: at.toISOString() };
+  }
+
+  /** The PoliciesInput, or null when every policy is left at its default. */
+  readPolicies() {
+    const elements = this.form.elements;
+    const policies = {};
+
+    for (const name of POLICY_CHOICES) {
+      const select = elements[name];
+      const initial = [...select.options].find((option) => option.defaultSelected);
+      if (select.value !== initial?.value) {
+        policies[name] = select.value;
+      }
+    }
+    for (const name of POLICY_NUMBERS) {
+      const value = elements[name].valueAsNumber;
+      if (Number.isFinite(value)) {
+        policies[name] = value;
+      }
+    }
+    return Object.keys(policies).length > 0 ? policies : null;
+  }
+
   read() {
     const elements = this.form.elements;
     const input = { name: elements.jobName.value.trim() };
-
-    const scheduleKind = elements.scheduleKind.value;
-    if (scheduleKind === "interval") {
-      input.schedule = { intervalSeconds: elements.intervalSeconds.valueAsNumber };
-    } else if (scheduleKind === "cron") {
-      input.schedule = {
-        cron: {
-          expression: elements.cronExpression.value.trim(),
-          timezone: elements.timezone.value.trim() || "UTC",
-        },
-      };
-    } else {
-      const at = new Date(elements.at.value);
-      if (Number.isNaN(at.getTime())) {
-        throw new FieldErrors([
-          { field: "schedule.at", message: "Enter a date and time." },
-        ]);
-      }
-      input.schedule = { at: at.toISOString() };
-    }
+    input.schedule = this.readSchedule();
 
     if (elements.actionKind.value === "webhook") {
       input.action = { webhook: { url: elements.webhookUrl.value.trim() } };
@@ -147,6 +295,11 @@ export class JobForm {
     const timeoutSeconds = elements.timeoutSeconds.valueAsNumber;
     if (Number.isFinite(timeoutSeconds)) {
       input.timeoutSeconds = timeoutSeconds;
+    }
+
+    const policies = this.readPolicies();
+    if (policies) {
+      input.policies = policies;
     }
     return input;
   }
@@ -177,6 +330,8 @@ export class JobForm {
       if (result.__typename === "Job") {
         this.form.reset();
         this.syncPanels();
+        this.syncHints();
+        this.updatePreview();
         this.showMessage(`Created job “${result.name}”.`, "ok");
       } else if (result.__typename === "InvalidInput") {
         this.showErrors(result.errors, result.message);
@@ -215,10 +370,16 @@ export class JobForm {
       this.showMessage(text || "The job was not created.", "bad");
     }
     // A fieldset-level error focuses its chosen radio button, a field-level
-    // one its input.
+    // one its input; closed policies open first, or focus would go nowhere.
     if (first) {
       const { container } = this.fields.get(first);
-      container.querySelector("input:checked, input:enabled, textarea")?.focus();
+      const details = container.closest("details");
+      if (details) {
+        details.open = true;
+      }
+      container
+        .querySelector("input:checked, input:enabled, select, textarea")
+        ?.focus();
     }
   }
 
@@ -239,10 +400,10 @@ export class JobForm {
     const { container, error } = this.fields.get(field);
     error.textContent = error.hidden ? message : `${error.textContent} ${message}`;
     error.hidden = false;
-    for (const control of container.querySelectorAll("input, textarea")) {
+    for (const control of container.querySelectorAll("input, select, textarea")) {
       if (control.closest("[data-field]") === container) {
         control.setAttribute("aria-invalid", "true");
-        control.setAttribute("aria-describedby", error.id);
+        describedBy(control, error.id, error.id);
       }
     }
   }
@@ -256,7 +417,7 @@ export class JobForm {
     entry.error.textContent = "";
     for (const control of entry.container.querySelectorAll("[aria-invalid]")) {
       control.removeAttribute("aria-invalid");
-      control.removeAttribute("aria-describedby");
+      describedBy(control, null, entry.error.id);
     }
   }
 
