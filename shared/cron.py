@@ -11,7 +11,7 @@ messages a person can act on.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
@@ -46,6 +46,9 @@ _NAMES = {
     },
 }
 _NUMBER = re.compile(r"^[0-9]+$")
+# No zone changes its clock twice within this, so scanning in such steps finds
+# every change.
+_SCAN_STEP = timedelta(hours=6)
 
 
 class CronError(ValueError):
@@ -94,13 +97,61 @@ def validate(expression: str, zone: ZoneInfo) -> str:
 
 
 def next_after(expression: str, zone: ZoneInfo, after: datetime) -> datetime:
-    """The first fire time strictly after ``after``, in UTC."""
-    candidate = next(CronSim(expand(expression), after.astimezone(zone)))
-    candidate = candidate.astimezone(UTC)
+    """The first fire time strictly after ``after``, in UTC.
+
+    A job at fixed local times (neither minute nor hour starts with ``*``)
+    follows the wall clock, the way Debian cron does, which cronsim implements.
+    A job whose minute or hour is a wildcard follows real time: it fires at every
+    real instant whose local time matches. That is computed here, one stretch of
+    constant UTC offset at a time, because cronsim assumes clocks move by whole
+    hours and drops fire times in zones that shift by 30 minutes.
+    """
+    text = expand(expression)
+    minute, hour = text.split(" ", 2)[:2]
+    if minute.startswith("*") or hour.startswith("*"):
+        return _next_in_real_time(text, zone, after.astimezone(UTC))
+    candidate = next(CronSim(text, after.astimezone(zone))).astimezone(UTC)
     while candidate <= after:  # cronsim promises this never happens; keep it so.
-        candidate = next(CronSim(expand(expression), candidate.astimezone(zone)))
-        candidate = candidate.astimezone(UTC)
+        candidate = next(CronSim(text, candidate.astimezone(zone))).astimezone(UTC)
     return candidate
+
+
+def _next_in_real_time(text: str, zone: ZoneInfo, after: datetime) -> datetime:
+    # Within a stretch of constant offset, local time is UTC plus that offset, so
+    # cron on naive local times gives the answer; it holds if no clock change
+    # comes first. Otherwise the search restarts where the new offset begins.
+    start, inclusive = after, False
+    while True:
+        offset = start.astimezone(zone).utcoffset() or timedelta(0)
+        wall = (start + offset).replace(tzinfo=None)
+        if inclusive:
+            wall -= timedelta(seconds=1)  # cronsim answers strictly after
+        candidate = (next(CronSim(text, wall)) - offset).replace(tzinfo=UTC)
+        change = _next_offset_change(zone, start, candidate)
+        if change is None:
+            return candidate
+        start, inclusive = change, True
+
+
+def _next_offset_change(
+    zone: ZoneInfo, start: datetime, end: datetime
+) -> datetime | None:
+    """The first instant in (start, end] with another UTC offset than start's."""
+    before = start.astimezone(zone).utcoffset()
+    low = start
+    while low < end:
+        high = min(low + _SCAN_STEP, end)
+        if high.astimezone(zone).utcoffset() != before:
+            # Clock changes happen on whole seconds: bisect down to one.
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                if middle.astimezone(zone).utcoffset() == before:
+                    low = middle
+                else:
+                    high = middle
+            return high.replace(microsecond=0)
+        low = high
+    return None
 
 
 def explain(expression: str) -> str:

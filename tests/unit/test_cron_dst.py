@@ -19,7 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import Phase, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shared.schedule import Schedule, build_schedule, next_fire_time
@@ -37,14 +37,6 @@ WINDOW = timedelta(hours=48)
 REPO = Path(__file__).resolve().parents[2]
 
 PROPERTY = settings(derandomize=True, max_examples=40, deadline=None, database=None)
-# A known failure needs no shrinking: the minimal case is named in its reason.
-KNOWN_FAILURE = settings(PROPERTY, phases=[Phase.explicit, Phase.generate])
-
-LORD_HOWE_WILDCARD_BUG = (
-    "cronsim loses wildcard fire times on Lord Howe's clock-change days: "
-    "'*/5 2 * * *' after 2026-04-04T15:00Z should fire at 15:30Z (02:00 +10:30) "
-    "but fires at 16:00Z (02:30 +10:30)"
-)
 
 
 def utc(*parts: int) -> datetime:
@@ -250,8 +242,7 @@ def test_wildcard_jobs_follow_real_time_like_the_oracle(case: Case) -> None:
     assert chain(case.schedule(), case.after, case.until) == case.oracle()
 
 
-@pytest.mark.xfail(strict=True, reason=LORD_HOWE_WILDCARD_BUG)
-@KNOWN_FAILURE
+@PROPERTY
 @given(cron_cases(fixed_time=False, zones=(LORD_HOWE,)))
 @example(_around("*/5 2 * * *", LORD_HOWE, LORD_HOWE_FALL))
 def test_wildcard_jobs_follow_real_time_like_the_oracle_in_lord_howe(
@@ -266,9 +257,7 @@ instants = st.lists(st.timedeltas(timedelta(0), 2 * WINDOW), min_size=1, max_siz
 
 @PROPERTY
 @given(
-    st.booleans().flatmap(
-        lambda fixed: cron_cases(fixed_time=fixed, zones=WHOLE_HOUR_ZONES)
-    ),
+    st.booleans().flatmap(lambda fixed: cron_cases(fixed_time=fixed, zones=ZONES)),
     instants,
 )
 def test_the_next_fire_time_from_any_instant_is_the_oracles(
@@ -385,7 +374,6 @@ def test_a_day_of_month_starting_with_a_star_means_both_must_match() -> None:
     assert found == mondays
 
 
-@pytest.mark.xfail(strict=True, reason=LORD_HOWE_WILDCARD_BUG)
 @pytest.mark.parametrize(
     ("expression", "after", "expected"),
     [
