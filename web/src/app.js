@@ -3,18 +3,22 @@
 
 import {
   ApiError,
+  CANCEL_EXECUTION,
   CREATE_JOB,
   CREATE_TEST_JOB,
   DELETE_JOB,
   JOB,
+  JOB_HISTORY,
   JOBS,
   PAUSE_JOB,
   PREVIEW_SCHEDULE,
   RESUME_JOB,
   TRIGGER_JOB,
+  isOlderServer,
   request,
 } from "./graphql.js";
 import { JobForm } from "./job-form.js";
+import { JobHistory } from "./job-history.js";
 import { FINAL_STATUSES, JobsTable } from "./jobs-table.js";
 import { startLiveUpdates } from "./live.js";
 
@@ -113,6 +117,48 @@ function refreshJobs() {
   return reading;
 }
 
+// The history views opened so far, by job id; a closed one is kept and
+// re-read when it opens again.
+const histories = new Map();
+
+/** Re-read a job with its history into its row and its open history view. */
+async function refreshHistory(id) {
+  const view = histories.get(id);
+  const isNewest = view.begin();
+  try {
+    const { job } = await request(JOB_HISTORY, { id });
+    if (!isNewest()) {
+      return;
+    }
+    if (job) {
+      table.upsert(job);
+      view.show(job);
+    } else {
+      table.remove(id);
+      histories.delete(id);
+    }
+  } catch (error) {
+    if (isNewest()) {
+      const reason = isOlderServer(error)
+        ? "this server does not offer it yet"
+        : reasonOf(error).replace(/\.$/, "");
+      view.setStatus(`Could not load the history: ${reason}.`, "bad");
+    }
+  }
+}
+
+function toggleHistory(job) {
+  if (table.isExpanded(job.id)) {
+    table.setExpanded(job.id, null);
+    return;
+  }
+  if (!histories.has(job.id)) {
+    histories.set(job.id, new JobHistory(job.id));
+  }
+  table.setExpanded(job.id, histories.get(job.id).node);
+  refreshHistory(job.id);
+}
+
 const jobRefreshTimers = new Map();
 
 function refreshJobSoon(id) {
@@ -121,6 +167,10 @@ function refreshJobSoon(id) {
   }
   const timer = setTimeout(async () => {
     jobRefreshTimers.delete(id);
+    if (table.isExpanded(id)) {
+      await refreshHistory(id);
+      return;
+    }
     try {
       const { job } = await request(JOB, { id });
       if (job) {
@@ -137,7 +187,12 @@ function refreshJobSoon(id) {
 
 function onExecution(execution) {
   const known = table.applyExecution(execution);
-  if (!known || FINAL_STATUSES.has(execution.status)) {
+  // An open history shows every step of every run, so any event re-reads it.
+  const refresh =
+    !known ||
+    FINAL_STATUSES.has(execution.status) ||
+    table.isExpanded(execution.jobId);
+  if (refresh) {
     refreshJobSoon(execution.jobId);
   }
 }
@@ -156,6 +211,10 @@ function showJobResult(result, success) {
 const busy = new Set();
 
 async function runAction(action, job, button) {
+  if (action === "history") {
+    toggleHistory(job);
+    return;
+  }
   if (busy.has(button)) {
     return;
   }
@@ -166,13 +225,17 @@ async function runAction(action, job, button) {
   busy.add(button);
   button.setAttribute("aria-busy", "true");
   try {
-    await ACTIONS[action](job);
+    await ACTIONS[action](job, button);
   } catch (error) {
-    const verb = action === "trigger" ? "run" : action;
+    const verb = { trigger: "run", cancel: "cancel a run of" }[action] ?? action;
     notify(`Could not ${verb} “${job.name}”: ${reasonOf(error)}.`, "bad");
   } finally {
     busy.delete(button);
     button.removeAttribute("aria-busy");
+  }
+  // Pausing moves no execution, so no live event would re-read the history.
+  if (table.isExpanded(job.id)) {
+    refreshHistory(job.id);
   }
   await refreshJobs();
 }
@@ -198,6 +261,19 @@ const ACTIONS = {
     }
   },
 
+  async cancel(job, button) {
+    const { cancelExecution: result } = await request(CANCEL_EXECUTION, {
+      id: button.dataset.executionId,
+    });
+    if (result.__typename === "Execution") {
+      table.applyExecution(result);
+      notify(`Cancelled a run of “${job.name}”.`);
+    } else {
+      // Already final: the run ended before the cancel reached it.
+      notify(result.errors?.[0]?.message ?? result.message, "bad");
+    }
+  },
+
   async delete(job) {
     const { deleteJob } = await request(DELETE_JOB, { id: job.id });
     if (deleteJob.__typename === "Deleted") {
@@ -209,6 +285,7 @@ const ACTIONS = {
     // The row and its focused button are gone either way; keep keyboard
     // users in the table rather than at the top of the page.
     table.remove(job.id);
+    histories.delete(job.id);
     byId("jobs-heading").focus();
   },
 };
@@ -266,6 +343,11 @@ startLiveUpdates({
   onConnected: () => {
     setLive("live");
     refreshJobs();
+    for (const id of histories.keys()) {
+      if (table.isExpanded(id)) {
+        refreshHistory(id);
+      }
+    }
   },
   onDisconnected: () => setLive("reconnecting"),
   onProblem: (message) => notify(`Live updates: ${message}`, "bad"),

@@ -5,6 +5,17 @@ export const GRAPHQL_PATH = "/graphql";
 /** A request that did not give us data: network, HTTP or GraphQL errors. */
 export class ApiError extends Error {}
 
+/**
+ * Whether the API rejected fields it does not know: a server older than the
+ * page. The parts of the page that need those fields say so and step aside.
+ */
+export function isOlderServer(error) {
+  return (
+    error instanceof ApiError &&
+    /Cannot query field|Unknown (type|argument)/.test(error.message)
+  );
+}
+
 /** Send one operation and return its `data`, or throw an ApiError. */
 export async function request(query, variables = {}) {
   let response;

@@ -94,11 +94,12 @@ export function summarize(execution, job) {
     case "RUNNING":
       return { tone: "neutral", label: "Running…", detail: "" };
     default: {
+      // SKIPPED, MISSED and CANCELLED: the scheduler's decisions, not errors.
       const word = execution.status.toLowerCase();
       return {
-        tone: "neutral",
+        tone: "warn",
         label: word.charAt(0).toUpperCase() + word.slice(1),
-        detail: execution.error ?? "",
+        detail: execution.reason ?? execution.error ?? "",
       };
     }
   }
@@ -196,13 +197,16 @@ function setTime(node, iso) {
 export class JobsTable {
   /**
    * `onAction(action, job, button)` is called for the row buttons, with
-   * action one of "pause", "resume", "trigger" and "delete".
+   * action one of "pause", "resume", "trigger", "history" and "delete", and
+   * for the buttons inside a job's expanded row (such as "cancel").
    */
   constructor({ body, empty, onAction }) {
     this.body = body;
     this.empty = empty;
     this.jobs = new Map();
     this.rows = new Map();
+    // The expanded row under a job's row, once it was first opened.
+    this.details = new Map();
 
     body.addEventListener("click", (event) => {
       const target = event.target.closest("button[data-action]");
@@ -224,13 +228,19 @@ export class JobsTable {
     }
 
     // Move only rows that are out of place: moving a node drops its focus.
+    // A job's expanded row travels right below it.
     let next = this.body.firstElementChild;
     for (const job of jobs) {
-      const row = this.upsert(job);
-      if (row === next) {
-        next = next.nextElementSibling;
-      } else {
-        this.body.insertBefore(row, next);
+      const rows = [this.upsert(job)];
+      if (this.details.has(job.id)) {
+        rows.push(this.details.get(job.id));
+      }
+      for (const row of rows) {
+        if (row === next) {
+          next = next.nextElementSibling;
+        } else {
+          this.body.insertBefore(row, next);
+        }
       }
     }
     this.updateEmpty();
@@ -257,8 +267,51 @@ export class JobsTable {
   remove(id) {
     this.rows.get(id)?.remove();
     this.rows.delete(id);
+    this.details.get(id)?.remove();
+    this.details.delete(id);
     this.jobs.delete(id);
     this.updateEmpty();
+  }
+
+  isExpanded(id) {
+    const detail = this.details.get(id);
+    return Boolean(detail && !detail.hidden);
+  }
+
+  /**
+   * Show `content` in a full-width row under the job's row, or hide that row
+   * when `content` is null.
+   */
+  setExpanded(id, content) {
+    const row = this.rows.get(id);
+    if (!row) {
+      return;
+    }
+
+    let detail = this.details.get(id);
+    if (content && !detail) {
+      detail = element("tr", "detail-row");
+      detail.id = `detail-${id}`;
+      detail.dataset.jobId = id;
+      const cell = element("td");
+      cell.colSpan = row.children.length;
+      detail.append(cell);
+      this.details.set(id, detail);
+    }
+    if (content) {
+      if (detail.firstElementChild.firstChild !== content) {
+        detail.firstElementChild.replaceChildren(content);
+      }
+      if (row.nextElementSibling !== detail) {
+        row.after(detail);
+      }
+    }
+    if (detail) {
+      detail.hidden = !content;
+    }
+
+    const toggle = row.querySelector('button[data-action="history"]');
+    toggle.setAttribute("aria-expanded", String(Boolean(content)));
   }
 
   /** Show a new execution state; false when the job is not in the table. */
@@ -290,9 +343,13 @@ export class JobsTable {
     const result = element("div", "result");
 
     const actions = element("div", "row-actions");
+    const history = button("history", "History");
+    history.setAttribute("aria-expanded", "false");
+    history.setAttribute("aria-controls", `detail-${id}`);
     actions.append(
       button("pause", "Pause"),
       button("trigger", "Run now"),
+      history,
       button("delete", "Delete", "danger"),
     );
 
@@ -356,7 +413,7 @@ export class JobsTable {
   }
 
   fillActions(node, job) {
-    const [toggle, trigger, remove] = node.querySelectorAll("button");
+    const [toggle, trigger, history, remove] = node.querySelectorAll("button");
     const paused = job.state === "PAUSED";
     toggle.dataset.action = paused ? "resume" : "pause";
     toggle.textContent = paused ? "Resume" : "Pause";
@@ -364,6 +421,7 @@ export class JobsTable {
 
     toggle.setAttribute("aria-label", `${toggle.textContent} ${job.name}`);
     trigger.setAttribute("aria-label", `Run ${job.name} now`);
+    history.setAttribute("aria-label", `History of ${job.name}`);
     remove.setAttribute("aria-label", `Delete ${job.name}`);
   }
 }

@@ -1,7 +1,7 @@
 // The schedule preview under the form's schedule fieldset: the schedule in
 // words and its next fire times, asked of the API while the user types.
 
-import { ApiError } from "./graphql.js";
+import { ApiError, isOlderServer } from "./graphql.js";
 
 // Wait this long after the last keystroke before asking the API.
 const DEBOUNCE_MS = 300;
@@ -44,15 +44,12 @@ function timeCell(tag, iso, text) {
 }
 
 function noPreview(error) {
-  if (!(error instanceof ApiError)) {
-    return `No preview: ${error}`;
-  }
-  // An API older than the page answers with a schema error; the form still
-  // works without the preview.
-  if (/Cannot query field .previewSchedule./.test(error.message)) {
+  // The form still works without the preview.
+  if (isOlderServer(error)) {
     return "This server cannot preview schedules.";
   }
-  return `No preview: ${error.message.replace(/\.$/, "")}.`;
+  const reason = error instanceof ApiError ? error.message : String(error);
+  return `No preview: ${reason.replace(/\.$/, "")}.`;
 }
 
 export class SchedulePreview {
