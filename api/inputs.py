@@ -1,4 +1,4 @@
-"""GraphQL input types: what createJob and updateJob accept.
+"""GraphQL input types: what createJob, updateJob and previewSchedule accept.
 
 Fields left out arrive as ``UNSET``, so an update can tell "not given" from null.
 """
@@ -10,6 +10,8 @@ from datetime import datetime
 import strawberry
 from strawberry import UNSET
 from strawberry.scalars import JSON
+
+from api.types import CatchUpPolicy, OverlapPolicy
 
 
 @strawberry.input(description="A cron expression evaluated in a time zone.")
@@ -76,6 +78,43 @@ class ActionInput:
     )
 
 
+@strawberry.input(
+    description="Scheduling policies. A field left out takes its default on "
+    "createJob and keeps the job's value on updateJob. Null does the same, except "
+    "that pauseAfterFailures: null turns auto-pause off."
+)
+class PoliciesInput:
+    catch_up: CatchUpPolicy | None = strawberry.field(
+        default=UNSET, description="Which missed fire times still run (LATEST)."
+    )
+    catch_up_limit: int | None = strawberry.field(
+        default=UNSET,
+        description="Under ALL, at most this many missed times run, 1 to 1000 (10).",
+    )
+    misfire_grace_seconds: int | None = strawberry.field(
+        default=UNSET,
+        description="Seconds late before a fire time counts as missed, "
+        "0 to 86400 (60).",
+    )
+    overlap: OverlapPolicy | None = strawberry.field(
+        default=UNSET,
+        description="What a fire time does while a run is unfinished (FORBID).",
+    )
+    max_in_flight: int | None = strawberry.field(
+        default=UNSET,
+        description="Under ALLOW, at most this many unfinished runs, 1 to 1000 (5).",
+    )
+    jitter_seconds: int | None = strawberry.field(
+        default=UNSET,
+        description="Start each run up to this many seconds late, 0 to 3600 (0).",
+    )
+    pause_after_failures: int | None = strawberry.field(
+        default=UNSET,
+        description="Pause after this many failed runs in a row, 1 to 1000; "
+        "null turns auto-pause off (the default).",
+    )
+
+
 @strawberry.input(description="A new job. A key that exists updates that job.")
 class CreateJobInput:
     name: str = strawberry.field(description="A name for people, 1 to 200 characters.")
@@ -101,6 +140,10 @@ class CreateJobInput:
     timeout_seconds: float | None = strawberry.field(
         default=30.0, description="Time limit of one attempt, up to 3600 seconds."
     )
+    policies: PoliciesInput | None = strawberry.field(
+        default=UNSET,
+        description="Scheduling policies; those left out take their defaults.",
+    )
 
 
 @strawberry.input(description="Changes to a job; fields left out stay as they are.")
@@ -120,4 +163,8 @@ class UpdateJobInput:
     )
     timeout_seconds: float | None = strawberry.field(
         default=UNSET, description="Time limit of one attempt, up to 3600 seconds."
+    )
+    policies: PoliciesInput | None = strawberry.field(
+        default=UNSET,
+        description="Policies to change; those left out stay as they are.",
     )

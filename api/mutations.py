@@ -1,4 +1,5 @@
-"""The Mutation root. Each mutation is one transaction that also wakes the daemons.
+"""The Mutation root. Each mutation is one transaction; those that change jobs
+also wake the daemons.
 
 Expected failures are results, not errors: InvalidInput names each bad field and
 NotFound the unknown id, and in both cases nothing is stored.
@@ -38,6 +39,8 @@ from shared.errors import InvalidInputError
 from shared.schedule import Schedule
 
 T = TypeVar("T")
+
+CANCELLED_BY_USER = "cancelled by a user"
 
 JobChange = Callable[[AsyncSession, models.Job, datetime], Awaitable[T]]
 
@@ -91,7 +94,10 @@ class Mutation:
         async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
             if job.state == models.JobState.PAUSED:
                 schedule = Schedule.model_validate(job.schedule)
-                _apply(job, timing(schedule, now), now)
+                # Resuming starts the failure count afresh; otherwise a job
+                # paused after N failures would pause again on its next one.
+                values = {**timing(schedule, now), "consecutive_failures": 0}
+                _apply(job, values, now)
             return Job.from_row(job)
 
         return await _with_job(info, id, change)
@@ -107,6 +113,29 @@ class Mutation:
             return Execution.from_row(row)
 
         return await _with_job(info, id, change)
+
+    @strawberry.mutation(
+        description="Cancel a PENDING, RUNNING or RETRYING execution; a running "
+        "attempt is told to stop and whatever it reports later is ignored."
+    )
+    async def cancel_execution(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> ExecutionResult:
+        execution_id = parse_id(id)
+        if execution_id is None:
+            return _not_found(id, "execution")
+        async with info.context.sessions.begin() as session:
+            cancelled = await store.cancel_executions(
+                session, [execution_id], CANCELLED_BY_USER
+            )
+            row = await store.get_execution(session, execution_id)
+        if row is None:
+            return _not_found(id, "execution")
+        if not cancelled:
+            # Only unfinished executions are cancelled, so this one had finished.
+            error = InvalidInputError.single("id", f"execution is already {row.status}")
+            return InvalidInput.from_error(error)
+        return Execution.from_row(row)
 
     @strawberry.mutation(description="Delete a job and its executions.")
     async def delete_job(
@@ -168,5 +197,5 @@ def _apply(job: models.Job, values: dict[str, object], now: datetime) -> None:
     job.updated_at = now
 
 
-def _not_found(id: strawberry.ID) -> NotFound:
-    return NotFound(message=f"no job with id {id}", id=id)
+def _not_found(id: strawberry.ID, kind: str = "job") -> NotFound:
+    return NotFound(message=f"no {kind} with id {id}", id=id)

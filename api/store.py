@@ -204,6 +204,26 @@ async def announce_executions(session: AsyncSession, ids: Sequence[uuid.UUID]) -
     )
 
 
+async def cancel_executions(
+    session: AsyncSession, ids: Sequence[uuid.UUID], why: str
+) -> list[uuid.UUID]:
+    """Cancel those of ``ids`` that are unfinished, and announce them.
+
+    ``tickwork_cancel_executions`` also bumps their fences and tells the daemons
+    holding them; it does not announce, so this transaction's one announcement
+    does. Returns the ids it cancelled.
+    """
+    connection = await session.connection()
+    result = await connection.execute(
+        sa.text("SELECT tickwork_cancel_executions(CAST(:ids AS uuid[]), :why)"),
+        {"ids": list(ids), "why": why},
+    )
+    cancelled = list(result.scalars())
+    if cancelled:
+        await announce_executions(session, cancelled)
+    return cancelled
+
+
 async def delete_job(session: AsyncSession, job_id: uuid.UUID) -> bool:
     statement = sa.delete(Job).where(col(Job.id) == job_id).returning(col(Job.id))
     return (await session.exec(statement)).first() is not None

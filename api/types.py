@@ -25,6 +25,19 @@ ExecutionStatus = strawberry.enum(
     description="Where a run is: waiting (PENDING, RETRYING), RUNNING, or "
     "finished (the others).",
 )
+CatchUpPolicy = strawberry.enum(
+    models.CatchUp,
+    name="CatchUpPolicy",
+    description="Which missed fire times still run: NONE, the LATEST one, or ALL "
+    "of them (up to catchUpLimit). Those left out are recorded as MISSED.",
+)
+OverlapPolicy = strawberry.enum(
+    models.Overlap,
+    name="OverlapPolicy",
+    description="A fire time while an earlier run is unfinished: FORBID records "
+    "it as SKIPPED, ALLOW runs it too (up to maxInFlight), REPLACE cancels the "
+    "earlier run.",
+)
 
 
 @strawberry.type(description="One page of results does, or does not, have a next.")
@@ -71,10 +84,22 @@ class Execution:
     id: strawberry.ID = strawberry.field(description="The execution's id.")
     job_id: strawberry.ID = strawberry.field(description="The job it runs.")
     status: ExecutionStatus = strawberry.field(description="Where the run is.")
-    trigger: str = strawberry.field(description="SCHEDULE, or MANUAL for triggerJob.")
+    trigger: str = strawberry.field(
+        description="SCHEDULE for a fire time, or MANUAL for triggerJob."
+    )
     attempt: int = strawberry.field(description="Attempts started so far.")
     scheduled_for: datetime | None = strawberry.field(
         description="The fire time it is for; null for a manual run."
+    )
+    run_at: datetime = strawberry.field(
+        description="When it may run: its fire time plus jitter, or when its "
+        "next retry is due."
+    )
+    covers: int = strawberry.field(
+        description="How many fire times it stands for: 1, or more for a MISSED gap."
+    )
+    reason: str | None = strawberry.field(
+        description="Why it was SKIPPED, MISSED or CANCELLED."
     )
     started_at: datetime | None = strawberry.field(
         description="When its latest attempt started."
@@ -106,9 +131,12 @@ class Execution:
             id=_id(row.id),
             job_id=_id(row.job_id),
             status=models.ExecutionStatus(row.status),
-            trigger=str(row.trigger),
+            trigger=models.Trigger(row.trigger).value,
             attempt=row.attempt,
             scheduled_for=row.scheduled_for,
+            run_at=row.run_at,
+            covers=row.covers,
+            reason=row.reason,
             started_at=row.started_at,
             finished_at=row.finished_at,
             duration_ms=duration,
@@ -201,6 +229,44 @@ class Action:
         return cls(webhook=None, fetch=FetchAction(url=data.get("url")))
 
 
+@strawberry.type(description="How a job handles missed, overlapping and failing runs.")
+class Policies:
+    catch_up: CatchUpPolicy = strawberry.field(
+        description="Which missed fire times still run."
+    )
+    catch_up_limit: int = strawberry.field(
+        description="Under ALL, at most this many missed fire times run."
+    )
+    misfire_grace_seconds: int = strawberry.field(
+        description="A fire time this many seconds late counts as missed; "
+        "before that it runs late."
+    )
+    overlap: OverlapPolicy = strawberry.field(
+        description="What a fire time does while an earlier run is unfinished."
+    )
+    max_in_flight: int = strawberry.field(
+        description="Under ALLOW, at most this many unfinished runs."
+    )
+    jitter_seconds: int = strawberry.field(
+        description="Each run starts up to this many seconds after its fire time."
+    )
+    pause_after_failures: int | None = strawberry.field(
+        description="Pause the job after this many failed runs in a row; null: never."
+    )
+
+    @classmethod
+    def from_row(cls, row: models.Job) -> Policies:
+        return cls(
+            catch_up=models.CatchUp(row.catch_up),
+            catch_up_limit=row.catch_up_limit,
+            misfire_grace_seconds=row.misfire_grace_seconds,
+            overlap=models.Overlap(row.overlap),
+            max_in_flight=row.max_in_flight,
+            jitter_seconds=row.jitter_seconds,
+            pause_after_failures=row.pause_after_failures,
+        )
+
+
 @strawberry.type(description="A recurring or one-off job.")
 class Job:
     id: strawberry.ID = strawberry.field(description="The job's id.")
@@ -218,6 +284,12 @@ class Job:
     payload: JSON | None = strawberry.field(description="JSON sent with each call.")
     max_retries: int = strawberry.field(description="Retries after a failed run.")
     timeout_seconds: float = strawberry.field(description="Limit of one attempt.")
+    policies: Policies = strawberry.field(
+        description="How it handles missed, overlapping and failing runs."
+    )
+    consecutive_failures: int = strawberry.field(
+        description="Failed runs in a row since its last success."
+    )
     created_at: datetime = strawberry.field(description="When it was created.")
     row_id: strawberry.Private[uuid.UUID]
 
@@ -256,6 +328,8 @@ class Job:
             payload=row.payload,
             max_retries=row.max_retries,
             timeout_seconds=row.timeout_seconds,
+            policies=Policies.from_row(row),
+            consecutive_failures=row.consecutive_failures,
             created_at=row.created_at,
             row_id=row.id,
         )

@@ -6,6 +6,7 @@ client can mark all the bad fields in one round trip.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -13,9 +14,16 @@ from typing import Any, TypeVar
 
 from strawberry import UNSET
 
-from api.inputs import ActionInput, CreateJobInput, ScheduleInput, UpdateJobInput
+from api.inputs import (
+    ActionInput,
+    CreateJobInput,
+    PoliciesInput,
+    ScheduleInput,
+    UpdateJobInput,
+)
 from shared.actions import Action, build_action
 from shared.errors import FieldError, InvalidInputError
+from shared.firing import Policies
 from shared.models import JobState
 from shared.schedule import Schedule, build_schedule, first_fire_time
 
@@ -24,6 +32,20 @@ MAX_RETRIES = 100
 MAX_TIMEOUT_SECONDS = 3600.0
 
 NO_FUTURE_FIRE = "schedule has no future fire time"
+
+# The policy columns a new job gets when its input leaves them out.
+DEFAULT_POLICIES: dict[str, Any] = {
+    **dataclasses.asdict(Policies()),
+    "pause_after_failures": None,
+}
+# Each numeric policy: its column, its input name and the values it accepts.
+POLICY_RANGES = {
+    "catch_up_limit": ("catchUpLimit", 1, 1000),
+    "misfire_grace_seconds": ("misfireGraceSeconds", 0, 86_400),
+    "max_in_flight": ("maxInFlight", 1, 1000),
+    "jitter_seconds": ("jitterSeconds", 0, 3600),
+    "pause_after_failures": ("pauseAfterFailures", 1, 1000),
+}
 
 T = TypeVar("T")
 
@@ -41,6 +63,7 @@ def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
         schedule = _collect(errors, lambda: _schedule(spec.schedule, now))
     payload = None if spec.payload is UNSET else spec.payload
     action = _collect(errors, lambda: _action(spec.action, payload))
+    policies = _policies(spec.policies, errors)
     key = spec.key if spec.key not in (None, UNSET) else None
     if key is not None and not (0 < len(key.strip()) <= MAX_NAME):
         errors.append(FieldError("key", f"must be 1 to {MAX_NAME} characters"))
@@ -55,6 +78,8 @@ def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
         "payload": payload,
         "max_retries": max_retries,
         "timeout_seconds": timeout,
+        **DEFAULT_POLICIES,
+        **policies,
         **timing(schedule, now),
     }
 
@@ -79,6 +104,7 @@ def update_values(spec: UpdateJobInput, now: datetime) -> dict[str, Any]:
     if _given(spec.action):
         action = _collect(errors, lambda: _action(spec.action, spec.payload))
         values["action"] = action.model_dump(mode="json") if action else None
+    values.update(_policies(spec.policies, errors))
     schedule = None
     if _given(spec.schedule):
         schedule = _collect(errors, lambda: _schedule(spec.schedule, now))
@@ -140,6 +166,32 @@ def _timeout(value: float | None) -> float:
             "timeoutSeconds", f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g}"
         )
     return float(value)
+
+
+def _policies(spec: PoliciesInput | None, errors: list[FieldError]) -> dict[str, Any]:
+    """The policy columns ``spec`` gives; a bad value goes to ``errors``.
+
+    Null counts as not given, except for pauseAfterFailures: there it turns
+    auto-pause off.
+    """
+    if not _given(spec):
+        return {}
+    values: dict[str, Any] = {}
+    if _given(spec.catch_up):
+        values["catch_up"] = spec.catch_up
+    if _given(spec.overlap):
+        values["overlap"] = spec.overlap
+    for column, (name, low, high) in POLICY_RANGES.items():
+        value = getattr(spec, column)
+        nullable = column == "pause_after_failures"
+        if value is UNSET or (value is None and not nullable):
+            continue
+        if value is not None and not low <= value <= high:
+            message = f"must be {low} to {high}" + (", or null" if nullable else "")
+            errors.append(FieldError(f"policies.{name}", message))
+            continue
+        values[column] = value
+    return values
 
 
 def _schedule(spec: ScheduleInput, now: datetime) -> Schedule:
