@@ -27,8 +27,11 @@ async def _check() -> int:
     from shared.db import connect
 
     settings = get_settings()
+    if not settings.database_url:
+        print("tickwork daemon: set TICKWORK_DATABASE_URL", file=sys.stderr)
+        return 2
     try:
-        conn = await connect(settings.database_url or "")
+        conn = await connect(settings.database_url)
         async with conn:
             await conn.execute("SELECT 1")
     except Exception as exc:
@@ -42,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--check" in args:
         return asyncio.run(_check())
     configure_logging()
+    if not get_settings().database_url:
+        print("tickwork daemon: set TICKWORK_DATABASE_URL", file=sys.stderr)
+        return 2
     asyncio.run(_main())
     return 0
 

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urljoin
 
 from daemon.queue import Claim, Outcome
 from shared.http import DeliveryError, HttpClient, HttpResponse, redact_url
@@ -47,8 +48,26 @@ async def perform(claim: Claim, client: HttpClient, settings: Settings) -> Outco
         error = str(exc)
     except AttemptFailed as exc:
         error, response = str(exc), exc.response
-    duration = time.monotonic() - started
+    return outcome(
+        claim,
+        settings,
+        duration=time.monotonic() - started,
+        error=error,
+        response=response,
+        result=result,
+    )
 
+
+def outcome(
+    claim: Claim,
+    settings: Settings,
+    *,
+    duration: float,
+    error: str | None,
+    response: HttpResponse | None = None,
+    result: Any = None,
+) -> Outcome:
+    """How an attempt ended: succeeded, or failed and retrying or final."""
     failed = error is not None
     if not failed:
         status = "SUCCEEDED"
@@ -142,7 +161,7 @@ def _require_success(response: HttpResponse, method: str, url: str) -> None:
         return
     if 300 <= status < 400:
         location = response.headers.get("location")
-        where = f" to {redact_url(location)}" if location else ""
+        where = f" to {redact_url(urljoin(url, location))}" if location else ""
         raise AttemptFailed(
             f"{method} {redact_url(url)}: HTTP {status} redirect{where} not followed "
             "(the job does not set followRedirects)",

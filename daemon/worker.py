@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from daemon import queue
-from daemon.delivery import perform
+from daemon import delivery, queue
 from daemon.queue import Claim, Outcome
 from shared.db import connect, libpq_url
 from shared.http import HttpClient
@@ -83,7 +82,7 @@ class Worker:
             max_connections=max(settings.concurrency, 16),
         )
         self._perform = perform_run or (
-            lambda claim: perform(claim, self.http, settings)
+            lambda claim: delivery.perform(claim, self.http, settings)
         )
         self.in_flight: dict[uuid.UUID, Run] = {}
         self._finished: list[Outcome] = []
@@ -220,13 +219,7 @@ class Worker:
 
     async def _run(self, claim: Claim) -> None:
         try:
-            outcome = await self._perform(claim)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("run crashed: execution_id=%s", claim.execution_id)
-            raise
-        else:
+            outcome = await self._attempt(claim)
             # From here the result is the daemon's to write; a lost lease no
             # longer cancels the run, and the fence decides whether it counts.
             run = self.in_flight.get(claim.execution_id)
@@ -247,6 +240,21 @@ class Worker:
         finally:
             self.in_flight.pop(claim.execution_id, None)
             self._wake.set()
+
+    async def _attempt(self, claim: Claim) -> Outcome:
+        started = time.monotonic()
+        try:
+            return await self._perform(claim)
+        except Exception as exc:
+            # A bug must not leave the run RUNNING for ever: it fails like any
+            # attempt, with the error kept on the execution.
+            logger.exception("run crashed: execution_id=%s", claim.execution_id)
+            return delivery.outcome(
+                claim,
+                self.settings,
+                duration=time.monotonic() - started,
+                error=f"internal error in the daemon: {type(exc).__name__}: {exc}",
+            )
 
     async def _write_results(self) -> None:
         while True:

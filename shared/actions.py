@@ -14,6 +14,28 @@ ActionKind = Literal["webhook", "fetch"]
 # The original REST design put the target in the payload under one of these keys.
 LEGACY_URL_KEYS = ("webhook_url", "callback_url")
 
+MAX_URL_LENGTH = 2048
+
+# Headers that frame or route the request, or that Tickwork sets itself: a job
+# setting them would corrupt the request or impersonate another host.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+        "proxy-authorization",
+        "proxy-connection",
+        "content-type",
+        "idempotency-key",
+    }
+)
+
 
 class Action(BaseModel):
     """A validated action, as stored in ``jobs.action``.
@@ -55,8 +77,13 @@ def build_action(
 
     if webhook is not None:
         url_field = field if field.startswith("payload.") else f"{field}.webhook.url"
-        url = validate_url(webhook.get("url"), url_field)
-        headers = _headers(webhook.get("headers"), f"{field}.webhook.headers")
+        errors: list[FieldError] = []
+        url = _collect(errors, validate_url, webhook.get("url"), url_field)
+        headers = _collect(
+            errors, _headers, webhook.get("headers"), f"{field}.webhook.headers"
+        )
+        if errors:
+            raise InvalidInputError(errors)
         return Action(
             kind="webhook",
             url=url,
@@ -77,6 +104,10 @@ def validate_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError.single(field, "a URL is required")
     url = value.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidInputError.single(
+            field, f"is {len(url)} characters long; the limit is {MAX_URL_LENGTH}"
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
@@ -91,6 +122,15 @@ def validate_url(value: Any, field: str) -> str:
     return url
 
 
+def _collect(errors: list[FieldError], check: Any, value: Any, field: str) -> Any:
+    """Run one check, adding its errors to ``errors`` instead of stopping."""
+    try:
+        return check(value, field)
+    except InvalidInputError as exc:
+        errors.extend(exc.errors)
+        return None
+
+
 def _headers(value: Any, field: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -98,9 +138,15 @@ def _headers(value: Any, field: str) -> dict[str, str]:
         raise InvalidInputError.single(field, "must be an object of header: value")
     errors = []
     for name, header_value in value.items():
-        if not name or any(ch in name for ch in " \t\r\n:"):
+        if not name or any(ch in name for ch in " \t\r\n:\x00"):
             errors.append(FieldError(f"{field}.{name}", "not a valid header name"))
-        elif not isinstance(header_value, str) or "\n" in header_value:
+        elif name.lower() in RESERVED_HEADERS:
+            errors.append(
+                FieldError(f"{field}.{name}", "is set by Tickwork and cannot be given")
+            )
+        elif not isinstance(header_value, str) or any(
+            ch in header_value for ch in "\r\n\x00"
+        ):
             errors.append(FieldError(f"{field}.{name}", "must be a one-line string"))
     if errors:
         raise InvalidInputError(errors)

@@ -29,11 +29,11 @@ SUBCOMMANDS = ("up", "api", "daemon", "migrate")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args, rest = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     if args.command == "api":
-        return _exec("api", rest)
+        return _exec("api", [])
     if args.command == "daemon":
-        return _exec("daemon", rest)
+        return _exec("daemon", ["--check"] if args.check else [])
     configure_logging()
     if args.command == "migrate":
         return _migrate()
@@ -51,8 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         "starts an embedded PostgreSQL unless TICKWORK_DATABASE_URL is set",
     )
     commands.add_parser("api", help="serve the GraphQL API and the web page")
-    commands.add_parser(
-        "daemon", help="run a worker daemon (--check: exit 0 if the database answers)"
+    daemon = commands.add_parser("daemon", help="run a worker daemon")
+    daemon.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that the database answers (exit 0) and stop",
     )
     commands.add_parser("migrate", help="bring the database schema up to date")
     return parser

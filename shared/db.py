@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -11,22 +9,31 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 def sqlalchemy_url(url: str) -> str:
     """The URL with SQLAlchemy's psycopg 3 driver named explicitly."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.split("+", 1)[0]
-    if scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"not a PostgreSQL URL: scheme {parts.scheme!r}")
-    return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
+    return _with_scheme(url, "postgresql+psycopg")
 
 
 def libpq_url(url: str) -> str:
     """The URL as libpq (and so psycopg) understands it."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql"))
+    return _with_scheme(url, "postgresql")
 
 
 def with_database(url: str, name: str) -> str:
     """The same server URL, naming database ``name`` instead."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    scheme, rest = url.split("://", 1)
+    authority, _, path_and_query = rest.partition("/")
+    query = path_and_query.partition("?")[2]
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
+def _with_scheme(url: str, scheme: str) -> str:
+    # Only the scheme changes; the rest is kept byte for byte, since urlunsplit
+    # would turn an empty host (postgresql:///db?host=/socket/dir) into a path.
+    given, separator, rest = url.partition("://")
+    if not separator or given.split("+", 1)[0] not in ("postgresql", "postgres"):
+        raise ValueError(
+            "not a PostgreSQL URL: expected postgresql://user:password@host/database"
+        )
+    return f"{scheme}://{rest}"
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

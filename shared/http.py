@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -102,13 +104,17 @@ class HttpClient:
         client = self._client(verify_tls)
         # Per-phase timeouts guard each step; the deadline below bounds the sum.
         phase = httpx.Timeout(time_limit)
+        # Credentials in the URL become a Basic Authorization header once, here,
+        # rather than both in the URL and as a header (aiohttp refuses that).
+        target, auth = _split_credentials(url)
         try:
             async with asyncio.timeout(time_limit):
                 async with client.stream(
                     method,
-                    url,
+                    target,
                     headers=headers,
                     content=content,
+                    auth=auth,
                     timeout=phase,
                     follow_redirects=follow_redirects,
                 ) as response:
@@ -123,17 +129,11 @@ class HttpClient:
             raise DeliveryError(
                 f"{method} {redact_url(url)} timed out after {time_limit:g} s"
             ) from None
-        except httpx.TimeoutException as exc:
+        except Exception as exc:
+            # The boundary of the HTTP layer: whatever went wrong, the run gets
+            # an error that says what, and never a crash.
             raise DeliveryError(
-                f"{method} {redact_url(url)} timed out: {_describe(exc)}"
-            ) from exc
-        except httpx.TooManyRedirects as exc:
-            raise DeliveryError(
-                f"{method} {redact_url(url)}: too many redirects"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise DeliveryError(
-                f"{method} {redact_url(url)} failed: {_describe(exc)}"
+                f"{method} {redact_url(url)}: {_describe(exc)}"
             ) from exc
 
     async def aclose(self) -> None:
@@ -167,8 +167,73 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{path}"
 
 
-def _describe(exc: Exception) -> str:
-    text = str(exc).strip()
-    if not text and exc.__cause__ is not None:
-        text = str(exc.__cause__).strip()
-    return text or type(exc).__name__
+def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+    return urlunsplit(parts._replace(netloc=netloc)), auth
+
+
+# What went wrong, by the exception (or the one it was raised from), most
+# specific first. Transports wrap each other's errors, and not always in the
+# class one would expect (a refused connection can arrive as a ConnectTimeout),
+# so the whole chain is looked at.
+_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (ssl.SSLCertVerificationError, "TLS certificate verification failed"),
+    (ssl.SSLError, "TLS failed"),
+    (socket.gaierror, "could not resolve the host"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset by the server"),
+    (httpx.TooManyRedirects, "too many redirects"),
+    (httpx.InvalidURL, "invalid URL"),
+    (httpx.RemoteProtocolError, "the server broke the HTTP protocol"),
+    (httpx.TimeoutException, "timed out"),
+    (httpx.ConnectError, "could not connect"),
+    (httpx.ReadError, "reading the response failed"),
+    (httpx.WriteError, "sending the request failed"),
+)
+
+
+def _describe(exc: BaseException) -> str:
+    chain = _chain(exc)
+    for kind, meaning in _aiohttp_causes() + _CAUSES:
+        for link in chain:
+            if isinstance(link, kind):
+                detail = _text(link)
+                return f"{meaning}: {detail}" if detail else meaning
+    return f"{type(exc).__name__}: {_text(exc)}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    links: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in links:
+        links.append(current)
+        current = current.__cause__ or current.__context__
+    # The innermost cause is the most specific.
+    return list(reversed(links))
+
+
+def _aiohttp_causes() -> tuple[tuple[type[BaseException], str], ...]:
+    import aiohttp
+
+    return (
+        (
+            aiohttp.ClientConnectorCertificateError,
+            "TLS certificate verification failed",
+        ),
+        (aiohttp.ClientConnectorSSLError, "TLS failed"),
+        (aiohttp.ClientConnectorDNSError, "could not resolve the host"),
+        (aiohttp.ServerDisconnectedError, "the server closed the connection"),
+        (aiohttp.ServerTimeoutError, "timed out"),
+        (aiohttp.ClientConnectorError, "could not connect"),
+    )
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc).strip()

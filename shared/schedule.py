@@ -103,7 +103,7 @@ def build_schedule(
         )
     elif cron_expression is not None:
         expression = " ".join(cron_expression.split())
-        tz_name = (timezone or "UTC").strip()
+        tz_name = "UTC" if timezone is None else timezone.strip()
         zone = _zone(tz_name, f"{field}.cron.timezone", errors)
         # Checked even when the zone is bad, so that both mistakes are named.
         _check_cron(

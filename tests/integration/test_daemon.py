@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import timedelta
 
 import psycopg
@@ -419,3 +420,73 @@ async def test_firing_and_claiming_announce_all_changes_in_one_notification(
     ids = {str((await executions_of(db, job))[0]["id"]) for job in jobs}
     assert len(payloads) == 2
     assert [set(p.split(",")) for p in payloads] == [ids, ids]
+
+
+async def test_a_crash_inside_a_run_fails_the_attempt_instead_of_hanging(
+    database_url: str, db: psycopg.AsyncConnection
+) -> None:
+    """An unexpected exception while running is recorded as a failed attempt with
+    the error, not left RUNNING for ever."""
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=webhook("http://127.0.0.1:9/never-called"),
+        max_retries=0,
+    )
+
+    async def broken(claim: Claim) -> Outcome:
+        raise RuntimeError("a bug")
+
+    worker = Worker(settings_for(database_url), perform_run=broken)
+    await worker.start()
+    try:
+        await worker.run_once()
+        await settle(worker)
+    finally:
+        await worker.http.aclose()
+        await worker.pool.close()
+
+    [execution] = await executions_of(db, job_id)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "internal error in the daemon: RuntimeError: a bug"
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """user:password@ in a webhook URL arrives as one Authorization header."""
+    url = target.url("/ok").replace("http://", "http://hook%40user:s3cret@")
+    await insert_job(
+        db, schedule=Schedule(kind="at", at=await db_now(db)), action=webhook(url)
+    )
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [request] = target.wait_for(1)
+    # base64 of "hook@user:s3cret"
+    assert request.headers["authorization"] == "Basic aG9va0B1c2VyOnMzY3JldA=="
+
+
+async def test_a_refused_connection_says_so_and_is_retried(
+    database_url: str, db: psycopg.AsyncConnection
+) -> None:
+    """Nothing listening: the error says the connection was refused, not a timeout."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=webhook(f"http://127.0.0.1:{port}/hook"),
+    )
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [execution] = await executions_of(db, job_id)
+    assert execution["status"] == "RETRYING"
+    assert "connection refused" in execution["error"] or (
+        "could not connect" in execution["error"]
+    )
+    assert "timed out" not in execution["error"]

@@ -67,3 +67,29 @@ def test_retry_delays_grow_exponentially_up_to_the_cap_with_jitter() -> None:
         delays = [retry_delay(failures, base=2, cap=60, rng=rng) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert max(delays) - min(delays) > ceiling / 10  # jittered, not fixed
+
+
+def test_headers_that_frame_the_request_are_refused() -> None:
+    """Host, Content-Length and the like would corrupt or redirect the request."""
+    with pytest.raises(InvalidInputError) as exc:
+        build_action(
+            webhook={
+                "url": "ftp://x",
+                "headers": {"Content-Length": "5", "Host": "evil.example", "X-Ok": "1"},
+            },
+            fetch=None,
+        )
+    fields = {e.field for e in exc.value.errors}
+    # Every mistake is named at once: the URL and both reserved headers.
+    assert fields == {
+        "action.webhook.url",
+        "action.webhook.headers.Content-Length",
+        "action.webhook.headers.Host",
+    }
+
+
+def test_an_overlong_url_is_refused_at_create_time() -> None:
+    """A 100,000-character URL is an input error, not a crash at run time."""
+    with pytest.raises(InvalidInputError) as exc:
+        build_action(webhook={"url": "http://h.example/" + "a" * 100_000}, fetch=None)
+    assert "the limit is 2048" in exc.value.errors[0].message
