@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +18,8 @@ from api import store
 from api.broadcaster import Broadcaster
 from shared.models import Attempt, Execution
 from shared.settings import Settings
+
+NOW = "now"
 
 
 @dataclass
@@ -41,6 +44,9 @@ class Context(BaseContext):
         # only batch and never cache: a cached row would go stale.
         self.last_execution = DataLoader(self._load_last_executions, cache=cache)
         self.attempts = DataLoader(self._load_attempts, cache=cache)
+        # The database clock, read once for every resolver that asks together
+        # (and, on HTTP, once per request): load(NOW).
+        self.clock = DataLoader(self._load_clock, cache=cache)
 
     async def _load_last_executions(
         self, job_ids: Sequence[uuid.UUID]
@@ -48,6 +54,11 @@ class Context(BaseContext):
         async with self.sessions() as session:
             found = await store.last_executions(session, job_ids)
         return [found.get(job_id) for job_id in job_ids]
+
+    async def _load_clock(self, keys: Sequence[str]) -> list[datetime]:
+        async with self.sessions() as session:
+            now = await store.db_now(session)
+        return [now for _ in keys]
 
     async def _load_attempts(
         self, execution_ids: Sequence[uuid.UUID]

@@ -15,6 +15,7 @@ import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import store
+from api.fire_times import resumed_timing
 from api.inputs import (
     ActionInput,
     CreateJobInput,
@@ -33,7 +34,7 @@ from api.types import (
     JobResult,
     NotFound,
 )
-from api.validation import create_values, timing, update_values
+from api.validation import create_values, update_values
 from shared import models
 from shared.errors import InvalidInputError
 from shared.schedule import Schedule
@@ -88,7 +89,8 @@ class Mutation:
         return await _with_job(info, id, change)
 
     @strawberry.mutation(
-        description="Run a paused job again; its next run is counted from now."
+        description="Run a paused job again, from its first fire time after now; "
+        "the fire times it missed while paused do not run."
     )
     async def resume_job(self, info: strawberry.Info, id: strawberry.ID) -> JobResult:
         async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
@@ -96,7 +98,7 @@ class Mutation:
                 schedule = Schedule.model_validate(job.schedule)
                 # Resuming starts the failure count afresh; otherwise a job
                 # paused after N failures would pause again on its next one.
-                values = {**timing(schedule, now), "consecutive_failures": 0}
+                values = {**resumed_timing(schedule, now), "consecutive_failures": 0}
                 _apply(job, values, now)
             return Job.from_row(job)
 

@@ -1,15 +1,32 @@
-"""The Query root: jobs, one job, one execution, the daemons."""
+"""The Query root: jobs, one job, one execution, the daemons, schedule previews."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import strawberry
 
 from api import store
+from api.fire_times import clamp_count, fire_times
+from api.inputs import ScheduleInput
 from api.pagination import page_size, parse_cursor, parse_id
-from api.types import Daemon, Execution, Job, JobConnection
+from api.types import (
+    Daemon,
+    Execution,
+    InvalidInput,
+    Job,
+    JobConnection,
+    SchedulePreview,
+    SchedulePreviewResult,
+)
+from api.validation import parse_schedule
+from shared.errors import InvalidInputError
+from shared.schedule import next_fire_time
 
 
-@strawberry.type(description="Read jobs, executions and daemons.")
+@strawberry.type(
+    description="Read jobs, executions and daemons, and preview schedules."
+)
 class Query:
     @strawberry.field(description="Every job, newest first, a page at a time.")
     async def jobs(
@@ -48,3 +65,30 @@ class Query:
         async with info.context.sessions() as session:
             rows = await store.list_daemons(session)
         return [Daemon.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description="Check a schedule without saving it: its description and its "
+        "next count (1 to 100) fire times after `after` (default: now). An "
+        "interval without startAt counts from `after`."
+    )
+    async def preview_schedule(
+        self,
+        info: strawberry.Info,
+        schedule: ScheduleInput,
+        count: int | None = 5,
+        after: datetime | None = strawberry.UNSET,
+    ) -> SchedulePreviewResult:
+        if after is None or after is strawberry.UNSET:
+            async with info.context.sessions() as session:
+                after = await store.db_now(session)
+        try:
+            if after.tzinfo is None:
+                raise InvalidInputError.single("after", "needs a UTC offset")
+            parsed = parse_schedule(schedule, after)
+        except InvalidInputError as exc:
+            return InvalidInput.from_error(exc)
+        first = next_fire_time(parsed, after)
+        return SchedulePreview(
+            description=parsed.describe(),
+            fire_times=fire_times(parsed, first, clamp_count(count)),
+        )

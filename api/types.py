@@ -10,6 +10,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api import store
+from api.context import NOW
+from api.fire_times import clamp_count, next_runs
 from api.pagination import Cursor, page_size, parse_cursor
 from shared import models
 from shared.errors import InvalidInputError
@@ -179,8 +181,7 @@ class Schedule:
     end_at: datetime | None = strawberry.field(description="No run after this.")
 
     @classmethod
-    def from_stored(cls, data: dict[str, Any]) -> Schedule:
-        schedule = StoredSchedule.model_validate(data)
+    def from_stored(cls, schedule: StoredSchedule) -> Schedule:
         cron = None
         if schedule.kind == "cron":
             cron = CronSchedule(
@@ -292,6 +293,22 @@ class Job:
     )
     created_at: datetime = strawberry.field(description="When it was created.")
     row_id: strawberry.Private[uuid.UUID]
+    stored_schedule: strawberry.Private[StoredSchedule]
+
+    @strawberry.field(
+        description="Its coming fire times (count: 1 to 100): from nextRunAt, or "
+        "for a paused job from where resumeJob would pick up now; none once it is "
+        "completed."
+    )
+    async def next_runs(
+        self, info: strawberry.Info, count: int | None = 5
+    ) -> list[datetime]:
+        if self.state == models.JobState.COMPLETED:
+            return []  # without reading the clock
+        now = await info.context.clock.load(NOW)
+        return next_runs(
+            self.state, self.stored_schedule, self.next_run_at, now, clamp_count(count)
+        )
 
     @strawberry.field(description="Its newest execution, if any.")
     async def last_execution(self, info: strawberry.Info) -> Execution | None:
@@ -316,6 +333,7 @@ class Job:
 
     @classmethod
     def from_row(cls, row: models.Job) -> Job:
+        schedule = StoredSchedule.model_validate(row.schedule)
         return cls(
             id=_id(row.id),
             key=row.key,
@@ -323,7 +341,7 @@ class Job:
             state=models.JobState(row.state),
             state_reason=row.state_reason,
             next_run_at=row.next_run_at,
-            schedule=Schedule.from_stored(row.schedule),
+            schedule=Schedule.from_stored(schedule),
             action=Action.from_stored(row.action),
             payload=row.payload,
             max_retries=row.max_retries,
@@ -332,6 +350,7 @@ class Job:
             consecutive_failures=row.consecutive_failures,
             created_at=row.created_at,
             row_id=row.id,
+            stored_schedule=schedule,
         )
 
 
@@ -404,6 +423,14 @@ class NotFound:
     id: strawberry.ID = strawberry.field(description="The id that was asked for.")
 
 
+@strawberry.type(description="What a schedule means, before it is saved.")
+class SchedulePreview:
+    description: str = strawberry.field(description="The schedule in plain words.")
+    fire_times: list[datetime] = strawberry.field(
+        description="Its coming fire times, in UTC, first to last."
+    )
+
+
 @strawberry.type(description="The job was deleted, with its executions.")
 class Deleted:
     id: strawberry.ID = strawberry.field(description="The deleted job's id.")
@@ -416,6 +443,12 @@ JobResult = Annotated[
 ExecutionResult = Annotated[
     Execution | InvalidInput | NotFound,
     strawberry.union("ExecutionResult", description="The execution, or why not."),
+]
+SchedulePreviewResult = Annotated[
+    SchedulePreview | InvalidInput,
+    strawberry.union(
+        "SchedulePreviewResult", description="The preview, or what is wrong."
+    ),
 ]
 DeleteResult = Annotated[
     Deleted | NotFound,

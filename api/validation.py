@@ -1,4 +1,4 @@
-"""Turn mutation input into stored column values, or one InvalidInputError.
+"""Turn job input into stored column values, or one InvalidInputError.
 
 Every problem found is reported at once, each under its dotted input path, so a
 client can mark all the bad fields in one round trip.
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from strawberry import UNSET
 
+from api.fire_times import timing
 from api.inputs import (
     ActionInput,
     CreateJobInput,
@@ -24,14 +25,11 @@ from api.inputs import (
 from shared.actions import Action, build_action
 from shared.errors import FieldError, InvalidInputError
 from shared.firing import Policies
-from shared.models import JobState
-from shared.schedule import Schedule, build_schedule, first_fire_time
+from shared.schedule import Schedule, build_schedule
 
 MAX_NAME = 200
 MAX_RETRIES = 100
 MAX_TIMEOUT_SECONDS = 3600.0
-
-NO_FUTURE_FIRE = "schedule has no future fire time"
 
 # The policy columns a new job gets when its input leaves them out.
 DEFAULT_POLICIES: dict[str, Any] = {
@@ -60,7 +58,7 @@ def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
         errors.append(FieldError("schedule", "a schedule is required"))
         schedule = None
     else:
-        schedule = _collect(errors, lambda: _schedule(spec.schedule, now))
+        schedule = _collect(errors, lambda: parse_schedule(spec.schedule, now))
     payload = None if spec.payload is UNSET else spec.payload
     action = _collect(errors, lambda: _action(spec.action, payload))
     policies = _policies(spec.policies, errors)
@@ -107,7 +105,7 @@ def update_values(spec: UpdateJobInput, now: datetime) -> dict[str, Any]:
     values.update(_policies(spec.policies, errors))
     schedule = None
     if _given(spec.schedule):
-        schedule = _collect(errors, lambda: _schedule(spec.schedule, now))
+        schedule = _collect(errors, lambda: parse_schedule(spec.schedule, now))
     if errors:
         raise InvalidInputError(errors)
 
@@ -115,18 +113,6 @@ def update_values(spec: UpdateJobInput, now: datetime) -> dict[str, Any]:
         values["schedule"] = schedule.model_dump(mode="json")
         values.update(timing(schedule, now))
     return values
-
-
-def timing(schedule: Schedule, now: datetime) -> dict[str, Any]:
-    """The state and next run time a job gets when its schedule starts at ``now``."""
-    next_run_at = first_fire_time(schedule, now)
-    if next_run_at is None:
-        return {
-            "state": JobState.COMPLETED,
-            "state_reason": NO_FUTURE_FIRE,
-            "next_run_at": None,
-        }
-    return {"state": JobState.ACTIVE, "state_reason": None, "next_run_at": next_run_at}
 
 
 def _collect(errors: list[FieldError], check: Callable[[], T]) -> T | None:
@@ -194,7 +180,9 @@ def _policies(spec: PoliciesInput | None, errors: list[FieldError]) -> dict[str,
     return values
 
 
-def _schedule(spec: ScheduleInput, now: datetime) -> Schedule:
+def parse_schedule(spec: ScheduleInput, now: datetime) -> Schedule:
+    """The schedule ``spec`` describes; an interval without startAt starts at
+    ``now``. Raises InvalidInputError naming each bad ``schedule.*`` field."""
     cron = spec.cron if _given(spec.cron) else None
     return build_schedule(
         interval_seconds=_or_none(spec.interval_seconds),
