@@ -11,18 +11,17 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import websockets
 
 from shared.migrate import upgrade
+from tests.support.processes import Tickwork, poll
 from tests.support.target import Target
 
 pytestmark = pytest.mark.e2e
@@ -48,79 +47,6 @@ query Executions($id: ID!) {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Tickwork:
-    """The API and daemons of one test, as real processes."""
-
-    def __init__(self, database_url: str, log_dir: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "TICKWORK_DATABASE_URL": database_url,
-            "TICKWORK_PORT": str(self.port),
-            "TICKWORK_ENV": "development",
-            "TICKWORK_LEASE_SECONDS": "5",
-            "TICKWORK_HEARTBEAT_SECONDS": "1",
-            "TICKWORK_SHUTDOWN_GRACE_SECONDS": "2",
-        }
-        self.log_dir = log_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, command: str) -> subprocess.Popen[bytes]:
-        path = self.log_dir / f"{command}-{len(self.processes)}.log"
-        # The child keeps its own copy of the log's file descriptor.
-        with path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", command],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        return process
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the API was not ready within {timeout} s; see logs")
-
-    def graphql(self, query: str, **variables: object) -> dict[str, object]:
-        response = httpx.post(
-            f"{self.base_url}/graphql",
-            json={"query": query, "variables": variables},
-            timeout=10,
-        )
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body
-        return body["data"]
-
-    def stop(self) -> list[int | None]:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        codes = []
-        for process in self.processes:
-            try:
-                codes.append(process.wait(timeout=15))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                codes.append(process.wait())
-        return codes
-
-
 @pytest.fixture
 def tickwork(database_url: str, tmp_path: Path) -> Iterator[Tickwork]:
     upgrade(database_url)  # a no-op on a migrated database; `migrate` is tested below
@@ -141,17 +67,6 @@ def tickwork(database_url: str, tmp_path: Path) -> Iterator[Tickwork]:
 def executions(tickwork: Tickwork, job_id: str) -> list[dict]:
     data = tickwork.graphql(EXECUTIONS, id=job_id)
     return [edge["node"] for edge in data["job"]["executions"]["edges"]]
-
-
-def poll(check, timeout: float, interval: float = 0.1):
-    """Call ``check`` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 async def subscribe(url: str, ready: asyncio.Event, seen: list[dict]) -> None:

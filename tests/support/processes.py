@@ -1,0 +1,100 @@
+"""Tickwork as real processes, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Tickwork:
+    """The API and daemons of one test, as real processes."""
+
+    def __init__(self, database_url: str, log_dir: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "TICKWORK_DATABASE_URL": database_url,
+            "TICKWORK_PORT": str(self.port),
+            "TICKWORK_ENV": "development",
+            "TICKWORK_LEASE_SECONDS": "5",
+            "TICKWORK_HEARTBEAT_SECONDS": "1",
+            "TICKWORK_SHUTDOWN_GRACE_SECONDS": "2",
+            **{f"TICKWORK_{name.upper()}": value for name, value in settings.items()},
+        }
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, command: str) -> subprocess.Popen[bytes]:
+        path = self.log_dir / f"{command}-{len(self.processes)}.log"
+        # The child keeps its own copy of the log's file descriptor.
+        with path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", command],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        return process
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the API was not ready within {timeout} s; see logs")
+
+    def graphql(self, query: str, **variables: object) -> dict[str, object]:
+        response = httpx.post(
+            f"{self.base_url}/graphql",
+            json={"query": query, "variables": variables},
+            timeout=10,
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    def stop(self) -> list[int | None]:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        codes = []
+        for process in self.processes:
+            try:
+                codes.append(process.wait(timeout=15))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes.append(process.wait())
+        return codes
+
+
+def poll(check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+    """Call ``check`` until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
