@@ -95,7 +95,12 @@ function detailOf(execution, job) {
   if (reason) {
     return reason;
   }
-  return execution.status === "SUCCEEDED" ? summarize(execution, job).detail : "";
+  if (execution.status !== "SUCCEEDED") {
+    return "";
+  }
+  // The HTTP column already shows the status; say only what else came back.
+  const detail = summarize(execution, job).detail;
+  return detail === `HTTP ${execution.httpStatus}` ? "" : detail;
 }
 
 function policyLines(policies, consecutiveFailures) {
@@ -134,7 +139,8 @@ export class JobHistory {
 
     const facts = element("div", "history-facts");
     const next = element("section", "history-next");
-    next.append(element("h4", "", "Next fire times"));
+    this.nextHeading = element("h4", "", "Next fire times");
+    next.append(this.nextHeading);
     this.nextRuns = element("ol", "next-runs");
     next.append(this.nextRuns);
 
@@ -187,6 +193,10 @@ export class JobHistory {
   show(job) {
     this.setStatus("");
     this.heading.textContent = `History of ${job.name}`;
+
+    // A paused job runs none of these until it is resumed.
+    this.nextHeading.textContent =
+      job.state === "PAUSED" ? "Next fire times, once resumed" : "Next fire times";
 
     this.nextRuns.replaceChildren(
       ...(job.nextRuns ?? []).map((iso) => {
