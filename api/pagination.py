@@ -39,10 +39,15 @@ class Cursor:
 
 
 def page_size(first: int | None, default: int) -> int:
-    """``first`` clamped to 0..MAX_PAGE."""
+    """``first`` capped at MAX_PAGE; a negative one is an error."""
     if first is None:
         return default
-    return max(0, min(first, MAX_PAGE))
+    if first < 0:
+        raise GraphQLError(
+            "first: must be 0 or more",
+            extensions={"code": "BAD_USER_INPUT", "field": "first"},
+        )
+    return min(first, MAX_PAGE)
 
 
 def parse_cursor(after: str | None) -> Cursor | None:

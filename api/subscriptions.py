@@ -23,7 +23,7 @@ class Subscription:
         self, info: strawberry.Info, job_id: strawberry.ID | None = strawberry.UNSET
     ) -> AsyncGenerator[Execution, None]:
         wanted = parse_id(job_id)
-        if job_id and wanted is None:
+        if job_id not in (None, strawberry.UNSET) and wanted is None:
             raise GraphQLError(
                 "jobId: not a job id", extensions={"code": "BAD_USER_INPUT"}
             )

@@ -50,7 +50,9 @@ T = TypeVar("T")
 
 def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
     """Column values for a new job (or for the job with the same key)."""
-    errors: list[FieldError] = []
+    errors = nul_characters(spec)
+    if errors:
+        raise InvalidInputError(errors)
     name = _collect(errors, lambda: _name(spec.name))
     max_retries = _collect(errors, lambda: _max_retries(spec.max_retries))
     timeout = _collect(errors, lambda: _timeout(spec.timeout_seconds))
@@ -87,7 +89,9 @@ def update_values(spec: UpdateJobInput, now: datetime) -> dict[str, Any]:
 
     A new schedule also moves the next run time; other changes leave it alone.
     """
-    errors: list[FieldError] = []
+    errors = nul_characters(spec)
+    if errors:
+        raise InvalidInputError(errors)
     values: dict[str, Any] = {}
     if _given(spec.name):
         values["name"] = _collect(errors, lambda: _name(spec.name))
@@ -113,6 +117,49 @@ def update_values(spec: UpdateJobInput, now: datetime) -> dict[str, Any]:
         values["schedule"] = schedule.model_dump(mode="json")
         values.update(timing(schedule, now))
     return values
+
+
+def nul_characters(value: Any, path: str = "") -> list[FieldError]:
+    """Every string in the input that holds a NUL character, which PostgreSQL
+    text and JSON cannot store, named by its input path."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return [FieldError(path, "must not contain NUL characters")]
+        return []
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [
+            error
+            for field in dataclasses.fields(value)
+            for error in nul_characters(
+                getattr(value, field.name), _join(path, _camel(field.name))
+            )
+        ]
+    if isinstance(value, dict):
+        errors = []
+        for key, item in value.items():
+            inner = _join(path, str(key))
+            if isinstance(key, str) and "\x00" in key:
+                errors.append(
+                    FieldError(inner, "names must not contain NUL characters")
+                )
+            errors.extend(nul_characters(item, inner))
+        return errors
+    if isinstance(value, list):
+        return [
+            error
+            for index, item in enumerate(value)
+            for error in nul_characters(item, f"{path}[{index}]")
+        ]
+    return []
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
 
 
 def _collect(errors: list[FieldError], check: Callable[[], T]) -> T | None:

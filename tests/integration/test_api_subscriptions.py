@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import pytest
 from api_helpers import api_client, create_job, graphql, interval_job, wait_for
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
@@ -162,3 +163,27 @@ def test_the_legacy_graphql_ws_protocol_is_refused(database_url: str) -> None:
 
     assert message["type"] == "websocket.close"
     assert message["code"] == 4406
+
+
+@pytest.mark.parametrize("job_id", ["", "not-a-uuid"])
+def test_a_job_id_that_is_not_one_is_refused(database_url: str, job_id: str) -> None:
+    """An empty or malformed jobId is an error, not a subscription to every job."""
+    with api_client(database_url) as client:
+        with client.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"]
+        ) as ws:
+            ws.send_json({"type": "connection_init"})
+            assert ws.receive_json()["type"] == "connection_ack"
+            ws.send_json(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIBE, "variables": {"jobId": job_id}},
+                }
+            )
+            message = ws.receive_json()
+
+    assert message["type"] == "next"
+    [error] = message["payload"]["errors"]
+    assert error["message"] == "jobId: not a job id"
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"

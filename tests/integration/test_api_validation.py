@@ -126,6 +126,46 @@ BAD_INPUTS = [
         "payload.webhook_url",
         id="bad payload webhook_url",
     ),
+    pytest.param(
+        {"name": "nul\x00name", "schedule": {"intervalSeconds": 5}, "action": WEBHOOK},
+        "name",
+        id="NUL in the name",
+    ),
+    pytest.param(
+        {
+            "name": "nul payload",
+            "schedule": {"intervalSeconds": 5},
+            "action": WEBHOOK,
+            "payload": {"note": ["fine", "not\x00fine"]},
+        },
+        "payload.note[1]",
+        id="NUL deep in the payload",
+    ),
+    pytest.param(
+        {
+            "name": "nul header",
+            "schedule": {"intervalSeconds": 5},
+            "action": {
+                "webhook": {"url": "https://h.example/x", "headers": {"X-A": "a\x00"}}
+            },
+        },
+        "action.webhook.headers.X-A",
+        id="NUL in a header value",
+    ),
+    pytest.param(
+        {
+            "name": "framing header",
+            "schedule": {"intervalSeconds": 5},
+            "action": {
+                "webhook": {
+                    "url": "https://h.example/x",
+                    "headers": {"Content-Length": "5"},
+                }
+            },
+        },
+        "action.webhook.headers.Content-Length",
+        id="a header that frames the request",
+    ),
 ]
 
 
