@@ -34,15 +34,17 @@ def insert_due_jobs(database_url: str, urls: list[str]) -> None:
         async with await psycopg.AsyncConnection.connect(
             database_url, autocommit=True
         ) as db:
-            now = await db_now(db)
-            for url in urls:
-                await insert_job(
-                    db,
-                    schedule=Schedule(kind="at", at=now),
-                    action=Action(kind="webhook", url=url),
-                    timeout_seconds=30,
-                )
-            await db.execute("NOTIFY tickwork_wakeup")
+            # One transaction: every run becomes due at the same moment.
+            async with db.transaction():
+                now = await db_now(db)
+                for url in urls:
+                    await insert_job(
+                        db,
+                        schedule=Schedule(kind="at", at=now),
+                        action=Action(kind="webhook", url=url),
+                        timeout_seconds=30,
+                    )
+                await db.execute("NOTIFY tickwork_wakeup")
 
     asyncio.run(insert())
 
@@ -76,7 +78,17 @@ def test_killing_a_daemon_mid_flight_loses_nothing(
         victim_id = daemon_id(database_url, victim.pid)
         insert_due_jobs(database_url, [target.url("/slow/0.5")] * 300)
 
-        target.wait_for(60, timeout=20)
+        # Kill the victim once it holds runs and deliveries are under way.
+        poll(
+            lambda: query(
+                database_url,
+                "SELECT count(*) FROM executions "
+                "WHERE daemon_id = %s AND status = 'RUNNING'",
+                victim_id,
+            )[0][0],
+            timeout=20,
+        )
+        target.wait_for(20, timeout=20)
         os.kill(victim.pid, signal.SIGKILL)
         killed_at = query(database_url, "SELECT tickwork_now()")[0][0]
 
