@@ -18,8 +18,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $@
 
-web/dist/index.html: $(WEB_SOURCES)
-	cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+# After the virtualenv, whose Strawberry the build checks GraphiQL's files against.
+web/dist/index.html: $(WEB_SOURCES) | $(VENV)/.installed
+	cd web && npm ci --no-audit --no-fund --loglevel=error \
+		&& PYTHON=../$(BIN)/python node build.mjs
 
 run: install
 	$(BIN)/tickwork up

@@ -120,7 +120,7 @@ async function copyGraphiqlAsset(unpkgPath, integrity) {
   }
 }
 
-/** Find Strawberry's GraphiQL page through the Python on PATH, if any. */
+/** Find Strawberry's GraphiQL page through $PYTHON (or the python3 on PATH). */
 function findStrawberryPage() {
   if (process.env.STRAWBERRY_GRAPHIQL_HTML) {
     return process.env.STRAWBERRY_GRAPHIQL_HTML;
@@ -131,7 +131,7 @@ function findStrawberryPage() {
     "spec = importlib.util.find_spec('strawberry'); " +
     "print(pathlib.Path(spec.origin).parent / 'static' / 'graphiql.html')";
   try {
-    const found = execFileSync("python3", ["-c", script], {
+    const found = execFileSync(process.env.PYTHON || "python3", ["-c", script], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "ignore"],
       timeout: 10_000,

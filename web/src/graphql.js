@@ -64,6 +64,8 @@ const EXECUTION_FIELDS = `
     httpStatus
     result
     error
+    reason
+    covers
   }
 `;
 
