@@ -52,7 +52,7 @@ async def perform(claim: Claim, client: HttpClient, settings: Settings) -> Outco
         claim,
         settings,
         duration=time.monotonic() - started,
-        error=error,
+        error=None if error is None else storable(error),
         response=response,
         result=result,
     )
@@ -147,12 +147,20 @@ async def _fetch(
             response,
         )
     try:
-        return response, json.loads(response.body)
+        document = json.loads(response.body)
     except (UnicodeDecodeError, ValueError):
         kind = response.headers.get("content-type", "no content type")
         raise AttemptFailed(
             f"GET {redact_url(url)}: response is not JSON ({kind})", response
         ) from None
+    if _holds_nul(document):
+        # PostgreSQL's JSON cannot hold a NUL character.
+        raise AttemptFailed(
+            f"GET {redact_url(url)}: the JSON holds NUL characters, which cannot "
+            "be stored",
+            response,
+        )
+    return response, document
 
 
 def _require_success(response: HttpResponse, method: str, url: str) -> None:
@@ -173,10 +181,24 @@ def _require_success(response: HttpResponse, method: str, url: str) -> None:
 def _excerpt(response: HttpResponse | None) -> str | None:
     if response is None or not response.body:
         return None
-    text = response.body[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-    return text + (
+    return storable(response.body[:EXCERPT_BYTES].decode("utf-8", errors="replace")) + (
         "…" if len(response.body) > EXCERPT_BYTES or response.truncated else ""
     )
+
+
+def _holds_nul(document: Any) -> bool:
+    if isinstance(document, str):
+        return "\x00" in document
+    if isinstance(document, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in document.items())
+    if isinstance(document, list):
+        return any(_holds_nul(item) for item in document)
+    return False
+
+
+def storable(text: str) -> str:
+    """Text PostgreSQL can store: NUL characters shown as U+FFFD."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _iso(value: Any) -> str | None:

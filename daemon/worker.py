@@ -135,7 +135,10 @@ class Worker:
         batch, self._finished = self._finished, []
         try:
             async with self.pool.connection() as conn:
-                accepted = await queue.finish(conn, batch)
+                try:
+                    accepted = await queue.finish(conn, batch)
+                except psycopg.DataError:
+                    accepted = await self._finish_one_by_one(conn, batch)
         except BaseException:
             # Keep the results for the next try: they must not be lost.
             self._finished[:0] = batch
@@ -149,6 +152,30 @@ class Worker:
                     claim.fence,
                 )
         return len(batch)
+
+    async def _finish_one_by_one(
+        self, conn: psycopg.AsyncConnection, batch: list[Outcome]
+    ) -> set[uuid.UUID]:
+        """Write a batch that the database refused, so that one result it cannot
+        store (it should never happen) does not hold back the others."""
+        accepted: set[uuid.UUID] = set()
+        for outcome in batch:
+            try:
+                accepted |= await queue.finish(conn, [outcome])
+            except psycopg.DataError as exc:
+                logger.error(
+                    "result could not be stored: execution_id=%s: %s",
+                    outcome.claim.execution_id,
+                    exc,
+                )
+                failed = delivery.outcome(
+                    outcome.claim,
+                    self.settings,
+                    duration=outcome.duration,
+                    error=delivery.storable(f"the result could not be stored: {exc}"),
+                )
+                accepted |= await queue.finish(conn, [failed])
+        return accepted
 
     async def beat(self) -> None:
         """Renew all leases and the heartbeat; drop runs this daemon lost."""

@@ -490,3 +490,37 @@ async def test_a_refused_connection_says_so_and_is_retried(
         "could not connect" in execution["error"]
     )
     assert "timed out" not in execution["error"]
+
+
+async def test_bodies_with_nul_bytes_and_bad_utf8_are_stored_safely(
+    database_url: str, db: psycopg.AsyncConnection, target: Target
+) -> None:
+    """A binary answer succeeds and its excerpt is kept readable; JSON holding a
+    NUL fails with a clear error instead of blocking the results of others."""
+    now = await db_now(db)
+    binary = await insert_job(
+        db, schedule=Schedule(kind="at", at=now), action=webhook(target.url("/binary"))
+    )
+    nul_json = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=now),
+        action=Action(kind="fetch", url=target.url("/json-nul")),
+        max_retries=0,
+    )
+    fine = await insert_job(
+        db, schedule=Schedule(kind="at", at=now), action=webhook(target.url("/ok"))
+    )
+    async with started(settings_for(database_url)) as worker:
+        await worker.run_once()
+        await settle(worker)
+
+    [stored] = await executions_of(db, binary)
+    assert stored["status"] == "SUCCEEDED"
+    [attempt] = await attempts_of(db, stored["id"])
+    assert "not UTF-8" in attempt["response_excerpt"]
+    assert "\x00" not in attempt["response_excerpt"]
+    [refused] = await executions_of(db, nul_json)
+    assert refused["status"] == "FAILED"
+    assert "NUL characters" in refused["error"]
+    [other] = await executions_of(db, fine)
+    assert other["status"] == "SUCCEEDED"

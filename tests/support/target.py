@@ -8,7 +8,9 @@ it, and records every request it receives. Paths choose the behaviour:
 * ``/flaky/<n>``: 500 for the first n requests, then 200;
 * ``/json``: 200 with ``{"content": ..., "author": ...}``;
 * ``/redirect``: 302 to ``/ok``;
-* ``/slow/<seconds>``: answers after that long.
+* ``/slow/<seconds>``: answers after that long;
+* ``/binary``: 200 with a body of NUL bytes and bytes that are not UTF-8;
+* ``/json-nul``: 200 with JSON whose string holds a NUL character.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ class Target:
 
         status, payload, extra = self._respond(path, hits)
         data = json.dumps(payload).encode()
+        if path.startswith("/binary"):
+            data = b"\x00\xff\xfe not UTF-8 \x00 at all"
         handler.send_response(status)
         handler.send_header("content-type", "application/json")
         handler.send_header("content-length", str(len(data)))
@@ -139,4 +143,6 @@ class Target:
             return 302, {}, {"location": self.url("/ok")}
         if parts[0] == "slow":
             time.sleep(float(parts[1]))
+        if parts[0] == "json-nul":
+            return 200, {"text": "a\x00b"}, {}
         return 200, {"ok": True}, {}
