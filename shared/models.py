@@ -144,6 +144,12 @@ class Job(SQLModel, table=True):
     )
     max_in_flight: int = Field(default=5, sa_column_kwargs={"server_default": "5"})
     jitter_seconds: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Per-job retry backoff: seconds before the first retry, and the cap.
+    # None: the daemon's TICKWORK_RETRY_BASE_SECONDS / TICKWORK_RETRY_MAX_SECONDS.
+    retry_base_seconds: float | None = None
+    retry_max_seconds: float | None = None
+    # How many finished executions of this job to keep; None: the global rule.
+    keep_executions: int | None = None
     # Pause the job after this many failed executions in a row; None: never.
     pause_after_failures: int | None = None
     consecutive_failures: int = Field(
@@ -175,6 +181,15 @@ class Execution(SQLModel, table=True):
             postgresql_where=sa.text("status = 'RUNNING'"),
         ),
         sa.Index("ix_executions_job_history", "job_id", "created_at", "id"),
+        # Retention deletes a job's oldest finished executions first.
+        sa.Index(
+            "ix_executions_finished",
+            "job_id",
+            "finished_at",
+            postgresql_where=sa.text(
+                "status IN ('SUCCEEDED', 'FAILED', 'SKIPPED', 'MISSED', 'CANCELLED')"
+            ),
+        ),
         # The overlap policy counts a job's unfinished executions.
         sa.Index(
             "ix_executions_unfinished",
