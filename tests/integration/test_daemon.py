@@ -524,3 +524,25 @@ async def test_bodies_with_nul_bytes_and_bad_utf8_are_stored_safely(
     assert "NUL characters" in refused["error"]
     [other] = await executions_of(db, fine)
     assert other["status"] == "SUCCEEDED"
+
+
+async def test_a_silent_daemon_is_marked_dead_and_later_forgotten(
+    database_url: str, db: psycopg.AsyncConnection
+) -> None:
+    """A daemon that stops heartbeating is DEAD after two lease periods, by any
+    live daemon's heartbeat, and its row is removed a day later."""
+    async with started(settings_for(database_url, lease_seconds=10)) as silent:
+        pass  # registered, then never heard from again (its pool is closed)
+
+    await shift_clock(db, database_name(database_url), "21 seconds")
+    async with started(settings_for(database_url, lease_seconds=10)) as live:
+        await live.beat()
+        cur = await db.execute("SELECT id, state FROM daemons ORDER BY started_at")
+        assert await cur.fetchall() == [(silent.id, "DEAD"), (live.id, "RUNNING")]
+
+    # A day later (new connections see the shifted clock, so a new daemon).
+    await shift_clock(db, database_name(database_url), "1 day 1 minute")
+    async with started(settings_for(database_url, lease_seconds=10)) as later:
+        await later.beat()
+    cur = await db.execute("SELECT id FROM daemons WHERE id = %s", (silent.id,))
+    assert await cur.fetchall() == []
