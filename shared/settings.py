@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     http_transport: str = Field(
         "aiohttp", description="HTTP transport for runs: aiohttp or httpx."
     )
+    retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Days a finished execution is kept, by when it finished "
+        "(default 30); 0 keeps them forever. A job's keepExecutions replaces it.",
+    )
+    prune_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds between a daemon's passes deleting executions past "
+        "their retention (default 300).",
+    )
 
     @property
     def development(self) -> bool:
