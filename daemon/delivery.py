@@ -1,17 +1,27 @@
 """Performing one attempt of a run: a webhook POST or a fetch, bounded in time
-and size, turned into an :class:`Outcome` for the database."""
+and size, turned into an :class:`Outcome` for the database.
+
+Whether a failed attempt is retried depends on what failed. Outages pass, so
+they are retried with backoff: timeouts, refused or reset connections, DNS
+failures, 408, 425, 429 and every 5xx. Answers that would come back the same on
+every attempt fail the execution at once, whatever ``maxRetries`` says, and the
+error says why: other 4xx, a redirect not followed or a redirect loop, a TLS
+certificate that does not verify, a fetch whose body is not JSON or too large.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
 
 from daemon.queue import Claim, Outcome
 from shared.http import DeliveryError, HttpClient, HttpResponse, redact_url
-from shared.retry import retry_delay
+from shared.retry import next_retry_delay, retry_after_seconds
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -23,13 +33,30 @@ RESULT_BYTES = 64 * 1024
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
+# Client errors that may pass: a request timeout, a request sent too early, and
+# rate limiting. Every 5xx is retried too.
+RETRIED_CLIENT_ERRORS = frozenset({408, 425, 429})
+
 
 class AttemptFailed(Exception):
-    """The target answered, but not with success; the message says how."""
+    """The target answered, but not with success; the message says how.
 
-    def __init__(self, message: str, response: HttpResponse | None = None) -> None:
+    ``permanent`` names why a retry cannot help (None when it may), and
+    ``retry_after`` is how long the target asked to wait, in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        response: HttpResponse | None = None,
+        *,
+        permanent: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.response = response
+        self.permanent = permanent
+        self.retry_after = retry_after
 
 
 async def perform(claim: Claim, client: HttpClient, settings: Settings) -> Outcome:
@@ -39,15 +66,18 @@ async def perform(claim: Claim, client: HttpClient, settings: Settings) -> Outco
     response: HttpResponse | None = None
     result: Any = None
     error: str | None = None
+    permanent: str | None = None
+    retry_after: float | None = None
     try:
         if claim.action["kind"] == "webhook":
             response = await _webhook(claim, client)
         else:
             response, result = await _fetch(claim, client, settings)
     except DeliveryError as exc:
-        error = str(exc)
+        error, permanent = str(exc), exc.permanent
     except AttemptFailed as exc:
         error, response = str(exc), exc.response
+        permanent, retry_after = exc.permanent, exc.retry_after
     return outcome(
         claim,
         settings,
@@ -55,6 +85,8 @@ async def perform(claim: Claim, client: HttpClient, settings: Settings) -> Outco
         error=None if error is None else storable(error),
         response=response,
         result=result,
+        permanent=permanent,
+        retry_after=retry_after,
     )
 
 
@@ -66,21 +98,32 @@ def outcome(
     error: str | None,
     response: HttpResponse | None = None,
     result: Any = None,
+    permanent: str | None = None,
+    retry_after: float | None = None,
 ) -> Outcome:
-    """How an attempt ended: succeeded, or failed and retrying or final."""
+    """How an attempt ended: succeeded, or failed and retrying or final.
+
+    A failure with a ``permanent`` reason is final at once, and the error says
+    why it was not retried. Otherwise it is retried while the job has retries
+    left, after the job's backoff (or the daemon's), or after ``retry_after``
+    seconds when the target asked for that, within the backoff's cap.
+    """
     failed = error is not None
-    if not failed:
+    delay = 0.0
+    if error is None:
         status = "SUCCEEDED"
-        delay = 0.0
+    elif permanent is not None:
+        status = "FAILED"
+        error = f"{error}: not retried ({permanent})"
     elif claim.failures + 1 > claim.max_retries:
         status = "FAILED"
-        delay = 0.0
     else:
         status = "RETRYING"
-        delay = retry_delay(
+        delay = next_retry_delay(
             claim.failures + 1,
-            base=settings.retry_base_seconds,
-            cap=settings.retry_max_seconds,
+            base=_or(claim.retry_base_seconds, settings.retry_base_seconds),
+            cap=_or(claim.retry_max_seconds, settings.retry_max_seconds),
+            retry_after=retry_after,
         )
     return Outcome(
         claim=claim,
@@ -122,7 +165,9 @@ async def _webhook(claim: Claim, client: HttpClient) -> HttpResponse:
         follow_redirects=action.get("follow_redirects", False),
         max_body=EXCERPT_BYTES,
     )
-    _require_success(response, "POST", url)
+    _require_success(
+        response, "POST", url, following=action.get("follow_redirects", False)
+    )
     return response
 
 
@@ -145,13 +190,16 @@ async def _fetch(
         raise AttemptFailed(
             f"GET {redact_url(url)}: response larger than {RESULT_BYTES // 1024} KiB",
             response,
+            permanent=f"results are limited to {RESULT_BYTES // 1024} KiB",
         )
     try:
         document = json.loads(response.body)
     except (UnicodeDecodeError, ValueError):
         kind = response.headers.get("content-type", "no content type")
         raise AttemptFailed(
-            f"GET {redact_url(url)}: response is not JSON ({kind})", response
+            f"GET {redact_url(url)}: response is not JSON ({kind})",
+            response,
+            permanent="the target does not serve JSON",
         ) from None
     if _holds_nul(document):
         # PostgreSQL's JSON cannot hold a NUL character.
@@ -159,11 +207,14 @@ async def _fetch(
             f"GET {redact_url(url)}: the JSON holds NUL characters, which cannot "
             "be stored",
             response,
+            permanent="the same document would come back",
         )
     return response, document
 
 
-def _require_success(response: HttpResponse, method: str, url: str) -> None:
+def _require_success(
+    response: HttpResponse, method: str, url: str, *, following: bool = False
+) -> None:
     status = response.status
     if 200 <= status < 300:
         return
@@ -171,11 +222,36 @@ def _require_success(response: HttpResponse, method: str, url: str) -> None:
         location = response.headers.get("location")
         where = f" to {redact_url(urljoin(url, location))}" if location else ""
         raise AttemptFailed(
-            f"{method} {redact_url(url)}: HTTP {status} redirect{where} not followed "
-            "(the job does not set followRedirects)",
+            f"{method} {redact_url(url)}: HTTP {status} redirect{where} not followed",
             response,
+            permanent="the redirect cannot be followed"
+            if following
+            else "the job does not set followRedirects",
         )
-    raise AttemptFailed(f"{method} {redact_url(url)}: HTTP {status}", response)
+    message = f"{method} {redact_url(url)}: HTTP {status}"
+    if status >= 500 or status in RETRIED_CLIENT_ERRORS:
+        raise AttemptFailed(message, response, retry_after=_retry_after(response))
+    kind = "client error" if 400 <= status < 500 else "unexpected status"
+    raise AttemptFailed(message, response, permanent=kind)
+
+
+def _retry_after(response: HttpResponse) -> float | None:
+    """The seconds a Retry-After header asks for, read against the response's own
+    Date when it has one (same clock as the header), else the daemon's clock."""
+    now = datetime.now(UTC)
+    date = response.headers.get("date")
+    if date:
+        try:
+            now = parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+    return retry_after_seconds(response.headers.get("retry-after"), now=now)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _excerpt(response: HttpResponse | None) -> str | None:

@@ -129,7 +129,7 @@ WITH due AS (
         e.scheduled_for, e.started_at
 )
 SELECT c.*, j.name AS job_name, j.action, j.payload, j.max_retries,
-    j.timeout_seconds
+    j.timeout_seconds, j.retry_base_seconds, j.retry_max_seconds
 FROM claimed c JOIN jobs j ON j.id = c.job_id
 """
 
@@ -302,6 +302,9 @@ class Claim:
     payload: Any
     max_retries: int
     timeout_seconds: float
+    # The job's own retry backoff; None means the daemon's settings.
+    retry_base_seconds: float | None = None
+    retry_max_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -421,6 +424,8 @@ def _claim(row: dict[str, Any]) -> Claim:
         payload=row["payload"],
         max_retries=row["max_retries"],
         timeout_seconds=row["timeout_seconds"],
+        retry_base_seconds=row["retry_base_seconds"],
+        retry_max_seconds=row["retry_max_seconds"],
     )
 
 
