@@ -11,6 +11,11 @@ One :class:`Worker` is one daemon. Its steps are separate so tests can drive the
 says jobs changed, when a run finishes and frees a slot, and when the database
 says the next thing is due; a slow poll only covers lost notifications. No
 connection is held while a run talks HTTP.
+
+When the database goes away, the daemon stops claiming, keeps the results of
+runs that finish meanwhile in memory, and probes the database with capped,
+jittered backoff. Once it answers, those results are written (fenced) before
+anything new is claimed, and the LISTEN connection is opened again.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import psycopg
+import tenacity
 from psycopg_pool import AsyncConnectionPool
 
 from daemon import delivery, queue
@@ -44,6 +50,12 @@ CANCEL_CHANNEL = "tickwork_cancel"
 
 Perform = Callable[[Claim], Awaitable[Outcome]]
 
+# What a lost or refused database connection raises; PoolTimeout is one too.
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
+# How long a statement waits for a pooled connection before it counts as an
+# outage. A refused connection fails sooner than this.
+POOL_TIMEOUT_SECONDS = 5.0
+
 
 @dataclass
 class Run:
@@ -54,6 +66,41 @@ class Run:
     claimed_at: float = field(default_factory=time.monotonic)
     # Set once the attempt is over: its result is then the daemon's to write.
     finishing: bool = False
+
+
+class Outage:
+    """Whether the database is away, so that each outage is logged once.
+
+    Every loop reports its failures here; only the first of an outage is a
+    WARNING, and the claim loop's successful probe ends it.
+    """
+
+    def __init__(self) -> None:
+        self.began: float | None = None
+        self.over = asyncio.Event()
+        self.over.set()
+
+    @property
+    def active(self) -> bool:
+        return self.began is not None
+
+    def failed(self, what: str, exc: BaseException | None) -> None:
+        if self.began is None:
+            self.began = time.monotonic()
+            self.over.clear()
+            logger.warning(
+                "database unavailable, claiming paused: during=%s error=%s", what, exc
+            )
+        else:
+            logger.debug("database still unavailable: during=%s error=%s", what, exc)
+
+    def ended(self) -> None:
+        if self.began is not None:
+            logger.info(
+                "database reachable again: down_s=%.1f", time.monotonic() - self.began
+            )
+            self.began = None
+            self.over.set()
 
 
 class Worker:
@@ -76,6 +123,10 @@ class Worker:
             max_size=4,
             kwargs={"autocommit": True},
             open=False,
+            timeout=POOL_TIMEOUT_SECONDS,
+            # Reconnecting is the daemon's job (see Outage): the pool's own
+            # backoff grows without a cap and would delay the recovery.
+            reconnect_timeout=POOL_TIMEOUT_SECONDS,
         )
         self.http = http or HttpClient(
             transport=settings.http_transport,  # type: ignore[arg-type]
@@ -85,7 +136,12 @@ class Worker:
             lambda claim: delivery.perform(claim, self.http, settings)
         )
         self.in_flight: dict[uuid.UUID, Run] = {}
+        # Results not yet written, oldest first. Each one keeps its slot until
+        # it is written (see run_once), so there are never more than
+        # `concurrency` of them, however long the database is away.
         self._finished: list[Outcome] = []
+        self._flushing = asyncio.Lock()
+        self._outage = Outage()
         self._wake = asyncio.Event()
         self._results_ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -111,7 +167,10 @@ class Worker:
         Returns whether more work may be waiting right now.
         """
         batch = self.settings.claim_batch
-        wanted = min(self.settings.concurrency - len(self.in_flight), batch)
+        # A finished run whose result is unwritten still holds its slot: this
+        # bounds the results kept in memory during an outage by the concurrency.
+        busy = len(self.in_flight) + len(self._finished)
+        wanted = max(min(self.settings.concurrency - busy, batch), 0)
         async with self.pool.connection() as conn:
             fired, claims = await queue.schedule_and_claim(
                 conn,
@@ -129,20 +188,22 @@ class Worker:
         return fired == batch or (has_room and 0 < wanted == len(claims))
 
     async def flush(self) -> int:
-        """Write every finished attempt waiting in memory; returns how many."""
-        if not self._finished:
-            return 0
-        batch, self._finished = self._finished, []
-        try:
+        """Write every finished attempt waiting in memory; returns how many.
+
+        One flush at a time: once a flush returns, every result that was
+        waiting when it was called is written. On failure they stay in memory.
+        """
+        async with self._flushing:
+            if not self._finished:
+                return 0
+            batch = list(self._finished)
             async with self.pool.connection() as conn:
                 try:
                     accepted = await queue.finish(conn, batch)
                 except psycopg.DataError:
                     accepted = await self._finish_one_by_one(conn, batch)
-        except BaseException:
-            # Keep the results for the next try: they must not be lost.
-            self._finished[:0] = batch
-            raise
+            # Runs append while the write is under way, never remove.
+            del self._finished[: len(batch)]
         for outcome in batch:
             claim = outcome.claim
             if claim.execution_id not in accepted:
@@ -229,13 +290,19 @@ class Worker:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
+                if self._outage.active:
+                    await self._reconnect()
+                    continue
+                # Results of runs that ended while the database was away are
+                # written first: nothing new is claimed while any is unwritten.
+                await self.flush()
                 if await self.run_once():
                     continue
                 async with self.pool.connection() as conn:
                     delay = await queue.seconds_until_due(conn)
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
-                logger.warning("database unavailable, claiming paused: %s", exc)
-                delay = 1.0
+            except CONNECTION_ERRORS as exc:
+                self._lost("claim", exc)
+                continue
             timeout = self.settings.poll_seconds if delay is None else delay
             timeout = min(max(timeout, 0.0), self.settings.poll_seconds)
             if len(self.in_flight) >= self.settings.concurrency:
@@ -287,17 +354,30 @@ class Worker:
         while True:
             await self._results_ready.wait()
             self._results_ready.clear()
-            await self._retrying("write results", self.flush)
+            if self._outage.active:
+                continue  # the claim loop writes them as soon as it is back
+            try:
+                await self.flush()
+            except CONNECTION_ERRORS as exc:
+                self._lost("write results", exc)
 
     async def _listen(self) -> None:
         """LISTEN for job changes and cancellations; reconnect after losing the
         connection."""
+        url = self.settings.database_url or ""
         while True:
+            async for attempt in self._reconnecting("listen"):
+                with attempt:
+                    conn = await connect(url, autocommit=True)
+                    try:
+                        await conn.execute(f"LISTEN {WAKEUP_CHANNEL}")
+                        await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+                    except BaseException:
+                        await conn.close()
+                        raise
             try:
-                conn = await connect(self.settings.database_url or "", autocommit=True)
                 async with conn:
-                    await conn.execute(f"LISTEN {WAKEUP_CHANNEL}")
-                    await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+                    logger.info("listening for wake-ups")
                     # Anything may have changed while we were not listening.
                     self._wake.set()
                     async for notice in conn.notifies():
@@ -305,17 +385,62 @@ class Worker:
                             self.abandon(notice.payload.split(","))
                         else:
                             self._wake.set()
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
-                logger.warning("wake-up listener lost its connection: %s", exc)
-                await asyncio.sleep(1.0)
+            except CONNECTION_ERRORS as exc:
+                self._lost("listen", exc)
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
+            if self._outage.active:
+                # Leases run out meanwhile; an outage longer than the lease
+                # hands the runs to whichever daemon claims them first.
+                continue
             try:
                 await self.beat()
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
-                logger.warning("heartbeat failed: %s", exc)
+            except CONNECTION_ERRORS as exc:
+                self._lost("heartbeat", exc)
+
+    # -- outages -------------------------------------------------------------
+
+    def _lost(self, what: str, exc: BaseException | None) -> None:
+        """Note a failed database call and let the claim loop probe for recovery."""
+        self._outage.failed(what, exc)
+        self._wake.set()
+
+    async def _reconnect(self) -> None:
+        """Probe the database until it answers (or the daemon stops), then swap
+        out the pool's broken connections and end the outage."""
+        url = self.settings.database_url or ""
+        async for attempt in self._reconnecting("reconnect"):
+            with attempt:
+                if self._stopping.is_set():
+                    return
+                probe = await connect(url, autocommit=True)
+                async with probe:
+                    await probe.execute("SELECT 1")
+        await self.pool.check()
+        self._outage.ended()
+
+    def _reconnecting(self, what: str) -> tenacity.AsyncRetrying:
+        """The shared reconnect policy, logging through :class:`Outage` and
+        waking early when the outage ends or the daemon stops."""
+
+        def note(state: tenacity.RetryCallState) -> None:
+            self._lost(what, state.outcome.exception() if state.outcome else None)
+
+        return reconnect_policy(what=what).copy(before_sleep=note, sleep=self._nap)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep between reconnect attempts, until the outage ends or stop()."""
+        ended = asyncio.ensure_future(self._outage.over.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait(
+                {ended, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ended.cancel()
+            stopping.cancel()
 
     async def _shut_down(self, loops: list[asyncio.Task[None]]) -> None:
         """Let runs finish within the grace period, hand back the rest, write
@@ -348,7 +473,7 @@ class Worker:
                     )
                     logger.info("handed back unfinished runs: count=%d", returned)
                 await queue.unregister(conn, daemon_id=self.id)
-        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+        except CONNECTION_ERRORS as exc:
             # Leases expire by themselves; another daemon takes the runs over then.
             logger.error("could not hand back runs on shutdown: %s", exc)
         finally:
