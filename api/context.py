@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
@@ -16,10 +18,14 @@ from strawberry.fastapi import BaseContext
 
 from api import store
 from api.broadcaster import Broadcaster
+from shared.errors import DatabaseUnavailableError
 from shared.models import Attempt, Execution
 from shared.settings import Settings
 
 NOW = "now"
+# SQLSTATE classes and codes that mean the server went away, not the query failed:
+# connection exceptions, and the server shutting down or starting up.
+LOST_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
 
 
 @dataclass
@@ -72,3 +78,34 @@ async def get_context(connection: HTTPConnection) -> Context:
     """FastAPI dependency building the context; the app state holds the resources."""
     state: ApiState = connection.app.state.tickwork
     return Context(state, cache=not isinstance(connection, WebSocket))
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc``, or what caused it, says the database could not be reached."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if _means_lost_connection(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _means_lost_connection(exc: BaseException) -> bool:
+    if isinstance(exc, DatabaseUnavailableError | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, ConnectionError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pooled connection came
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return isinstance(exc.orig, BaseException) and _means_lost_connection(exc.orig)
+    if isinstance(exc, psycopg.OperationalError):
+        # A query cancelled by a timeout is an OperationalError too, with its own
+        # SQLSTATE; a failed connection attempt has none.
+        state = exc.sqlstate
+        return state is None or state.startswith(LOST_CONNECTION_STATES)
+    return False

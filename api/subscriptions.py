@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 import strawberry
+import tenacity
 from graphql import GraphQLError
 
 from api import store
 from api.broadcaster import RESYNC
+from api.context import is_lost_connection
 from api.pagination import parse_id
 from api.types import Execution
+from shared.retry import reconnect_policy
 
 
 @strawberry.type(description="Live updates.")
@@ -38,8 +41,16 @@ class Subscription:
                     yield Execution.from_row(update)
                     continue
                 # Updates were lost while the listener reconnected: send what
-                # may have changed since the last look.
-                async with context.sessions() as session:
-                    rows, since = await store.recent_executions(session, wanted, since)
+                # may have changed since the last look. The database may still
+                # be settling, so the re-read waits for it rather than ending
+                # the subscription.
+                async for attempt in reconnect_policy(what="resync").copy(
+                    retry=tenacity.retry_if_exception(is_lost_connection)
+                ):
+                    with attempt:
+                        async with context.sessions() as session:
+                            rows, since = await store.recent_executions(
+                                session, wanted, since
+                            )
                 for row in rows:
                     yield Execution.from_row(row)
