@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from shared.actions import build_action
 from shared.errors import InvalidInputError
 from shared.http import redact_url
-from shared.retry import retry_delay
 
 
 def test_a_webhook_url_is_trimmed() -> None:
@@ -58,15 +55,6 @@ def test_redacted_urls_keep_the_host_and_drop_secrets() -> None:
     )
     assert redacted.startswith("https://hooks.example.com/services/")
     assert "pw" not in redacted and "token" not in redacted and "XXXX" not in redacted
-
-
-def test_retry_delays_grow_exponentially_up_to_the_cap_with_jitter() -> None:
-    """Delays double per failure, never exceed the cap, and never go below half."""
-    rng = random.Random(7)
-    for failures, ceiling in [(1, 2), (2, 4), (3, 8), (10, 60)]:
-        delays = [retry_delay(failures, base=2, cap=60, rng=rng) for _ in range(200)]
-        assert all(ceiling / 2 <= d <= ceiling for d in delays)
-        assert max(delays) - min(delays) > ceiling / 10  # jittered, not fixed
 
 
 def test_headers_that_frame_the_request_are_refused() -> None:
