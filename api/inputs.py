@@ -81,7 +81,8 @@ class ActionInput:
 @strawberry.input(
     description="Scheduling policies. A field left out takes its default on "
     "createJob and keeps the job's value on updateJob. Null does the same, except "
-    "that pauseAfterFailures: null turns auto-pause off."
+    "for the policies whose default is null (pauseAfterFailures, retryBaseSeconds, "
+    "retryMaxSeconds, keepExecutions): null sets them back to it."
 )
 class PoliciesInput:
     catch_up: CatchUpPolicy | None = strawberry.field(
@@ -112,6 +113,21 @@ class PoliciesInput:
         default=UNSET,
         description="Pause after this many failed runs in a row, 1 to 1000; "
         "null turns auto-pause off (the default).",
+    )
+    retry_base_seconds: float | None = strawberry.field(
+        default=UNSET,
+        description="Seconds before the first retry, more than 0 and at most "
+        "86400, and at most retryMaxSeconds; null: the daemon's default.",
+    )
+    retry_max_seconds: float | None = strawberry.field(
+        default=UNSET,
+        description="Cap on the seconds between retries, more than 0 and at most "
+        "86400; null: the daemon's default.",
+    )
+    keep_executions: int | None = strawberry.field(
+        default=UNSET,
+        description="Keep this many newest finished runs, 1 to 100000, however "
+        "old; null: the global retention in days (the default).",
     )
 
 

@@ -42,6 +42,7 @@ from shared.schedule import Schedule
 T = TypeVar("T")
 
 CANCELLED_BY_USER = "cancelled by a user"
+RETRIED_BY_USER = "retried by a user"
 
 JobChange = Callable[[AsyncSession, models.Job, datetime], Awaitable[T]]
 
@@ -67,7 +68,7 @@ class Mutation:
         self, info: strawberry.Info, id: strawberry.ID, input: UpdateJobInput
     ) -> JobResult:
         async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
-            values = update_values(input, now)
+            values = update_values(input, now, job)
             if job.state == models.JobState.PAUSED and "state" in values:
                 # A new schedule moves the next run, but only resumeJob resumes.
                 values.pop("state")
@@ -137,6 +138,33 @@ class Mutation:
             # Only unfinished executions are cancelled, so this one had finished.
             error = InvalidInputError.single("id", f"execution is already {row.status}")
             return InvalidInput.from_error(error)
+        return Execution.from_row(row)
+
+    @strawberry.mutation(
+        description="Run a FAILED or CANCELLED execution again now, with all its "
+        "retries afresh; its earlier attempts are kept."
+    )
+    async def retry_execution(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> ExecutionResult:
+        execution_id = parse_id(id)
+        if execution_id is None:
+            return _not_found(id, "execution")
+        async with info.context.sessions.begin() as session:
+            row = await store.retry_execution(session, execution_id, RETRIED_BY_USER)
+            if row is not None:
+                await store.wake_daemons(session)
+            else:
+                row = await store.get_execution(session, execution_id)
+                if row is None:
+                    return _not_found(id, "execution")
+                status = models.ExecutionStatus(row.status).value
+                error = InvalidInputError.single(
+                    "id",
+                    f"execution is {status}: only FAILED or CANCELLED ones "
+                    "can be retried",
+                )
+                return InvalidInput.from_error(error)
         return Execution.from_row(row)
 
     @strawberry.mutation(description="Delete a job and its executions.")

@@ -224,6 +224,44 @@ async def cancel_executions(
     return cancelled
 
 
+async def retry_execution(
+    session: AsyncSession, execution_id: uuid.UUID, why: str
+) -> Execution | None:
+    """Make a FAILED or CANCELLED execution due again now, and announce it.
+
+    One statement: it becomes PENDING at ``tickwork_now()`` with its failures
+    reset, so it gets every retry again, and its fence moves on, so nothing
+    that a daemon which held it before writes can count. Its attempts and
+    their numbering are kept. Returns None when the execution does not exist or
+    has another status; nothing changes then.
+    """
+    retryable = [ExecutionStatus.FAILED.value, ExecutionStatus.CANCELLED.value]
+    statement = (
+        sa.update(Execution)
+        .where(col(Execution.id) == execution_id, col(Execution.status).in_(retryable))
+        .values(
+            status=ExecutionStatus.PENDING.value,
+            run_at=sa.func.tickwork_now(),
+            failures=0,
+            fence=col(Execution.fence) + 1,
+            reason=why,
+            daemon_id=None,
+            lease_expires_at=None,
+            finished_at=None,
+        )
+        .returning(Execution)
+    )
+    result = await session.exec(
+        select(Execution)
+        .from_statement(statement)  # map the RETURNING row to an Execution
+        .execution_options(populate_existing=True)
+    )
+    row = result.scalars().first()
+    if row is not None:
+        await announce_executions(session, [row.id])
+    return row
+
+
 async def delete_job(session: AsyncSession, job_id: uuid.UUID) -> bool:
     statement = sa.delete(Job).where(col(Job.id) == job_id).returning(col(Job.id))
     return (await session.exec(statement)).first() is not None

@@ -254,6 +254,18 @@ class Policies:
     pause_after_failures: int | None = strawberry.field(
         description="Pause the job after this many failed runs in a row; null: never."
     )
+    retry_base_seconds: float | None = strawberry.field(
+        description="Seconds before the first retry, doubling per failure; null: "
+        "the daemon's TICKWORK_RETRY_BASE_SECONDS (2 by default)."
+    )
+    retry_max_seconds: float | None = strawberry.field(
+        description="Cap on the seconds between retries; null: the daemon's "
+        "TICKWORK_RETRY_MAX_SECONDS (300 by default)."
+    )
+    keep_executions: int | None = strawberry.field(
+        description="Keep this many newest finished runs, however old; null: keep "
+        "them for TICKWORK_RETENTION_DAYS (30 by default)."
+    )
 
     @classmethod
     def from_row(cls, row: models.Job) -> Policies:
@@ -265,6 +277,9 @@ class Policies:
             max_in_flight=row.max_in_flight,
             jitter_seconds=row.jitter_seconds,
             pause_after_failures=row.pause_after_failures,
+            retry_base_seconds=row.retry_base_seconds,
+            retry_max_seconds=row.retry_max_seconds,
+            keep_executions=row.keep_executions,
         )
 
 

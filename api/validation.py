@@ -22,6 +22,7 @@ from api.inputs import (
     ScheduleInput,
     UpdateJobInput,
 )
+from shared import models
 from shared.actions import Action, build_action
 from shared.errors import FieldError, InvalidInputError
 from shared.firing import Policies
@@ -30,20 +31,34 @@ from shared.schedule import Schedule, build_schedule
 MAX_NAME = 200
 MAX_RETRIES = 100
 MAX_TIMEOUT_SECONDS = 3600.0
+MAX_RETRY_SECONDS = 86_400.0
 
 # The policy columns a new job gets when its input leaves them out.
 DEFAULT_POLICIES: dict[str, Any] = {
     **dataclasses.asdict(Policies()),
     "pause_after_failures": None,
+    "retry_base_seconds": None,
+    "retry_max_seconds": None,
+    "keep_executions": None,
 }
-# Each numeric policy: its column, its input name and the values it accepts.
+# Each whole-number policy: its column, its input name and the values it accepts.
 POLICY_RANGES = {
     "catch_up_limit": ("catchUpLimit", 1, 1000),
     "misfire_grace_seconds": ("misfireGraceSeconds", 0, 86_400),
     "max_in_flight": ("maxInFlight", 1, 1000),
     "jitter_seconds": ("jitterSeconds", 0, 3600),
     "pause_after_failures": ("pauseAfterFailures", 1, 1000),
+    "keep_executions": ("keepExecutions", 1, 100_000),
 }
+# The retry backoff policies, in seconds: more than 0, at most MAX_RETRY_SECONDS.
+RETRY_POLICIES = {
+    "retry_base_seconds": "retryBaseSeconds",
+    "retry_max_seconds": "retryMaxSeconds",
+}
+# Policies whose default is null: an explicit null sets them back to it.
+NULLABLE_POLICIES = frozenset(
+    {"pause_after_failures", "keep_executions", *RETRY_POLICIES}
+)
 
 T = TypeVar("T")
 
@@ -64,6 +79,7 @@ def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
     payload = None if spec.payload is UNSET else spec.payload
     action = _collect(errors, lambda: _action(spec.action, payload))
     policies = _policies(spec.policies, errors)
+    _retry_bounds(policies, DEFAULT_POLICIES, errors)
     key = spec.key if spec.key not in (None, UNSET) else None
     if key is not None and not (0 < len(key.strip()) <= MAX_NAME):
         errors.append(FieldError("key", f"must be 1 to {MAX_NAME} characters"))
@@ -84,10 +100,15 @@ def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
     }
 
 
-def update_values(spec: UpdateJobInput, now: datetime) -> dict[str, Any]:
-    """Column values for the fields ``spec`` gives; the rest stay as they are.
+def update_values(
+    spec: UpdateJobInput, now: datetime, job: models.Job
+) -> dict[str, Any]:
+    """Column values for the fields ``spec`` gives; the rest stay as ``job`` has
+    them.
 
     A new schedule also moves the next run time; other changes leave it alone.
+    Policies that depend on each other are checked against the job's values of
+    those left out.
     """
     errors = nul_characters(spec)
     if errors:
@@ -106,7 +127,10 @@ def update_values(spec: UpdateJobInput, now: datetime) -> dict[str, Any]:
     if _given(spec.action):
         action = _collect(errors, lambda: _action(spec.action, spec.payload))
         values["action"] = action.model_dump(mode="json") if action else None
-    values.update(_policies(spec.policies, errors))
+    policies = _policies(spec.policies, errors)
+    values.update(policies)
+    stored = {column: getattr(job, column) for column in RETRY_POLICIES}
+    _retry_bounds(policies, stored, errors)
     schedule = None
     if _given(spec.schedule):
         schedule = _collect(errors, lambda: parse_schedule(spec.schedule, now))
@@ -204,8 +228,9 @@ def _timeout(value: float | None) -> float:
 def _policies(spec: PoliciesInput | None, errors: list[FieldError]) -> dict[str, Any]:
     """The policy columns ``spec`` gives; a bad value goes to ``errors``.
 
-    Null counts as not given, except for pauseAfterFailures: there it turns
-    auto-pause off.
+    Null counts as not given, except for the NULLABLE_POLICIES: there it sets
+    the policy back to null (auto-pause off, the daemon's backoff, the global
+    retention).
     """
     if not _given(spec):
         return {}
@@ -216,7 +241,7 @@ def _policies(spec: PoliciesInput | None, errors: list[FieldError]) -> dict[str,
         values["overlap"] = spec.overlap
     for column, (name, low, high) in POLICY_RANGES.items():
         value = getattr(spec, column)
-        nullable = column == "pause_after_failures"
+        nullable = column in NULLABLE_POLICIES
         if value is UNSET or (value is None and not nullable):
             continue
         if value is not None and not low <= value <= high:
@@ -224,7 +249,41 @@ def _policies(spec: PoliciesInput | None, errors: list[FieldError]) -> dict[str,
             errors.append(FieldError(f"policies.{name}", message))
             continue
         values[column] = value
+    for column, name in RETRY_POLICIES.items():
+        value = getattr(spec, column)
+        if value is UNSET:
+            continue
+        if value is not None and not (
+            math.isfinite(value) and 0 < value <= MAX_RETRY_SECONDS
+        ):
+            message = f"must be more than 0 and at most {MAX_RETRY_SECONDS:g}, or null"
+            errors.append(FieldError(f"policies.{name}", message))
+            continue
+        values[column] = None if value is None else float(value)
     return values
+
+
+def _retry_bounds(
+    given: dict[str, Any], stored: dict[str, Any], errors: list[FieldError]
+) -> None:
+    """The first retry must not wait longer than the cap, when both are set.
+
+    ``given`` holds the valid policies of the input and ``stored`` what the others
+    are; the error names the one given, the base when both are.
+    """
+    fields = {f"policies.{name}" for name in RETRY_POLICIES.values()}
+    if any(error.field in fields for error in errors):
+        return  # a value is already refused; its bound means nothing yet
+    values = {**stored, **given}
+    base, cap = values["retry_base_seconds"], values["retry_max_seconds"]
+    if base is None or cap is None or base <= cap:
+        return
+    if "retry_base_seconds" in given:
+        message = f"must be at most retryMaxSeconds ({cap:g})"
+        errors.append(FieldError("policies.retryBaseSeconds", message))
+    else:
+        message = f"must be at least retryBaseSeconds ({base:g})"
+        errors.append(FieldError("policies.retryMaxSeconds", message))
 
 
 def parse_schedule(spec: ScheduleInput, now: datetime) -> Schedule:

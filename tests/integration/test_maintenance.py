@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
+import pytest
+from api_helpers import api_client, count_rows, graphql, interval_job
 from psycopg_pool import AsyncConnectionPool
 
 from daemon.maintenance import SECONDS_PER_DAY, Pruner, prune
@@ -226,3 +228,92 @@ async def test_a_pruner_pass_reads_retention_days_from_its_settings(
 
     assert deleted == 1
     assert await _ids(db, job_id) == kept
+
+
+KEEP = """
+mutation ($input: CreateJobInput!) {
+  createJob(input: $input) {
+    __typename
+    ... on Job { id policies { keepExecutions } }
+    ... on InvalidInput { errors { field message } }
+  }
+}
+"""
+UPDATE_KEEP = """
+mutation ($id: ID!, $keep: Int) {
+  updateJob(id: $id, input: {policies: {keepExecutions: $keep}}) {
+    ... on Job { policies { keepExecutions } }
+  }
+}
+"""
+TRIGGER = "mutation ($id: ID!) { triggerJob(id: $id) { ... on Execution { id } } }"
+
+
+async def _prune_in(database_url: str) -> int:
+    async with _connection(database_url) as conn:
+        return await prune(conn, max_age_seconds=DAYS_30)
+
+
+def test_keep_executions_set_through_the_api_is_what_pruning_keeps(
+    database_url: str,
+) -> None:
+    """createJob with keepExecutions 2 reads back 2, and pruning then leaves that
+    job its 2 newest finished runs of 4."""
+    with api_client(database_url) as client:
+        job = graphql(
+            client, KEEP, {"input": interval_job(policies={"keepExecutions": 2})}
+        )
+        job = job["createJob"]
+        runs = [
+            graphql(client, TRIGGER, {"id": job["id"]})["triggerJob"]["id"]
+            for _ in range(4)
+        ]
+    with psycopg.connect(database_url) as conn:
+        for minutes, run in enumerate(reversed(runs)):
+            conn.execute(
+                "UPDATE executions SET status = 'SUCCEEDED',"
+                " finished_at = tickwork_now() - make_interval(mins => %s)"
+                " WHERE id = %s",
+                (minutes, run),
+            )
+
+    assert job["policies"] == {"keepExecutions": 2}
+    assert asyncio.run(_prune_in(database_url)) == 2
+    assert count_rows(database_url, "executions") == 2
+
+
+def test_keep_executions_defaults_to_null_and_null_restores_it(
+    database_url: str,
+) -> None:
+    """Left out, keepExecutions is null (the global rule); updateJob with null
+    sets a job's back to it."""
+    with api_client(database_url) as client:
+        plain = graphql(client, KEEP, {"input": interval_job()})["createJob"]
+        kept = graphql(client, UPDATE_KEEP, {"id": plain["id"], "keep": 100_000})[
+            "updateJob"
+        ]
+        cleared = graphql(client, UPDATE_KEEP, {"id": plain["id"], "keep": None})
+
+    assert plain["policies"] == {"keepExecutions": None}
+    assert kept["policies"] == {"keepExecutions": 100_000}
+    assert cleared["updateJob"]["policies"] == {"keepExecutions": None}
+
+
+@pytest.mark.parametrize("keep", [0, -1, 100_001])
+def test_keep_executions_out_of_range_is_refused_by_name(
+    database_url: str, keep: int
+) -> None:
+    """keepExecutions outside 1 to 100000 is InvalidInput on its field; no job."""
+    with api_client(database_url) as client:
+        result = graphql(
+            client, KEEP, {"input": interval_job(policies={"keepExecutions": keep})}
+        )["createJob"]
+
+    assert result["__typename"] == "InvalidInput"
+    assert result["errors"] == [
+        {
+            "field": "policies.keepExecutions",
+            "message": "must be 1 to 100000, or null",
+        }
+    ]
+    assert count_rows(database_url, "jobs") == 0
