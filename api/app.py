@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -19,6 +20,7 @@ from api.context import ApiState
 from api.quotes import random_quote
 from api.router import create_router
 from shared.db import create_engine, session_factory
+from shared.schema_version import check_schema
 from shared.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await check_schema(database_url)
+        except (psycopg.OperationalError, OSError) as exc:
+            # Unreachable is not wrong: /readyz says so until the database is
+            # back. A schema this code cannot serve stops the start instead.
+            logger.warning("schema not checked, database unavailable: %s", exc)
         engine = create_engine(database_url)
         sessions = session_factory(engine)
         broadcaster = Broadcaster(database_url, sessions)

@@ -9,6 +9,7 @@ import sys
 
 from daemon.worker import Worker
 from shared.logs import configure_logging
+from shared.schema_version import SchemaVersionError
 from shared.settings import get_settings
 
 logger = logging.getLogger("daemon")
@@ -40,6 +41,15 @@ async def _check() -> int:
     return 0
 
 
+def _run() -> int:
+    try:
+        asyncio.run(_main())
+    except SchemaVersionError as exc:
+        print(f"tickwork daemon: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if "--check" in args:
@@ -48,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if not get_settings().database_url:
         print("tickwork daemon: set TICKWORK_DATABASE_URL", file=sys.stderr)
         return 2
-    asyncio.run(_main())
-    return 0
+    return _run()
 
 
 if __name__ == "__main__":

@@ -35,13 +35,17 @@ import tenacity
 from psycopg_pool import AsyncConnectionPool
 
 from daemon import delivery, queue
+from daemon.maintenance import Pruner
 from daemon.queue import Claim, Outcome
 from shared.db import connect, libpq_url
 from shared.http import HttpClient
 from shared.retry import reconnect_policy
+from shared.schema_version import check_schema
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+_LOG_LEVELS = {"RETRYING": logging.WARNING, "FAILED": logging.ERROR}
 
 WAKEUP_CHANNEL = "tickwork_wakeup"
 # Carries the ids of cancelled executions: a hint to stop them sooner than the
@@ -131,6 +135,7 @@ class Worker:
         self.http = http or HttpClient(
             transport=settings.http_transport,  # type: ignore[arg-type]
             max_connections=max(settings.concurrency, 16),
+            per_host=settings.per_host_concurrency,
         )
         self._perform = perform_run or (
             lambda claim: delivery.perform(claim, self.http, settings)
@@ -149,7 +154,8 @@ class Worker:
     # -- steps ---------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the pool and register this daemon."""
+        """Check the schema, open the pool and register this daemon."""
+        await check_schema(self.settings.database_url or "")
         await self.pool.open(wait=True, timeout=30)
         async with self.pool.connection() as conn:
             await queue.register(
@@ -275,6 +281,7 @@ class Worker:
             asyncio.create_task(self._listen(), name="listen"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._write_results(), name="write-results"),
+            asyncio.create_task(Pruner(self.settings, self.pool).run(), name="prune"),
         ]
         try:
             await self._claim_loop()
@@ -321,15 +328,19 @@ class Worker:
                 run.finishing = True
             self._finished.append(outcome)
             self._results_ready.set()
-            logger.info(
+            # INFO for a success, WARNING when a retry follows, ERROR when final.
+            level = _LOG_LEVELS.get(outcome.status, logging.INFO)
+            logger.log(
+                level,
                 "run finished: execution_id=%s job_id=%s attempt=%d status=%s "
-                "http_status=%s duration_ms=%d",
+                "http_status=%s duration_ms=%d error=%s",
                 claim.execution_id,
                 claim.job_id,
                 claim.attempt,
                 outcome.status,
                 outcome.http_status,
                 outcome.duration * 1000,
+                outcome.error,
             )
         finally:
             self.in_flight.pop(claim.execution_id, None)

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         2.0, gt=0, description="First retry delay; doubles per failure, with jitter."
     )
     retry_max_seconds: float = Field(300.0, gt=0, description="Cap on a retry delay.")
+    per_host_concurrency: int = Field(
+        16,
+        ge=1,
+        description="Runs in flight to one host (scheme, host and port) at a "
+        "time, so that one slow host cannot take every slot.",
+    )
     http_transport: str = Field(
         "aiohttp", description="HTTP transport for runs: aiohttp or httpx."
     )

@@ -139,6 +139,7 @@ def test_sigterm_finishes_short_runs_and_hands_the_rest_back_at_once(
         lease_seconds="60",
         shutdown_grace_seconds="2",
         concurrency="40",
+        per_host_concurrency="40",  # every run goes to the one test target
     )
     with Target() as target:
         stopping = system.start("daemon")
