@@ -17,7 +17,7 @@ from api.types import CatchUpPolicy, OverlapPolicy
 @strawberry.input(description="A cron expression evaluated in a time zone.")
 class CronInput:
     expression: str = strawberry.field(
-        description="Five fields (or six, seconds first), as in Debian cron."
+        description="Five fields or an @macro, as in Debian cron."
     )
     timezone: str | None = strawberry.field(
         default="UTC", description="IANA time zone name, e.g. Europe/Berlin."

@@ -59,7 +59,8 @@ class Attempt:
     started_at: datetime = strawberry.field(description="When it started.")
     finished_at: datetime = strawberry.field(description="When it ended.")
     outcome: str = strawberry.field(
-        description="SUCCEEDED, FAILED, or ABANDONED when its daemon went away."
+        description="SUCCEEDED, FAILED, ABANDONED (its daemon went away or "
+        "shut down) or CANCELLED."
     )
     http_status: int | None = strawberry.field(description="The response status.")
     error: str | None = strawberry.field(description="Why it failed.")

@@ -2,7 +2,7 @@
 
 The schema itself is created by the Alembic migrations in ``shared/migrations``;
 these classes serve the API's CRUD. The daemon's hot path writes SQL directly
-(``shared/queue.py``) against the same tables.
+(``daemon/queue.py``) against the same tables.
 """
 
 from __future__ import annotations

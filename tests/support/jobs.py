@@ -80,7 +80,11 @@ async def attempts_of(
 
 
 async def shift_clock(db: psycopg.AsyncConnection, database: str, offset: str) -> None:
-    """Move the database clock (tickwork_now) for every new transaction."""
+    """Move the database clock (tickwork_now) for every new connection.
+
+    Connections already open, pooled ones included, keep the old offset: start
+    a new daemon (or connection) after shifting.
+    """
     await db.execute(
         f"ALTER DATABASE \"{database}\" SET tickwork.clock_offset = '{offset}'"
     )
