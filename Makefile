@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WEB_SOURCES := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock.json
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench soak clean
 
 install: $(VENV)/.installed web/dist/index.html
 
@@ -32,6 +32,11 @@ test: install
 lint: install
 	$(BIN)/ruff check api daemon shared tests
 	$(BIN)/ruff format --check api daemon shared tests
+
+# Minutes of real processes under kills and a PostgreSQL restart; not in `test`.
+# Options go in SOAK_ARGS, e.g. `make soak SOAK_ARGS="--minutes 2 --seed 7"`.
+soak: install
+	$(BIN)/python -m tests.soak.run $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) web/node_modules web/dist test-output
