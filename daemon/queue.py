@@ -126,7 +126,7 @@ WITH due AS (
     FROM picked
     WHERE e.id = picked.id
     RETURNING e.id, e.job_id, e.attempt, e.failures, e.fence, e.trigger,
-        e.scheduled_for, e.started_at
+        e.scheduled_for, e.started_at, e.run_at
 )
 SELECT c.*, j.name AS job_name, j.action, j.payload, j.max_retries,
     j.timeout_seconds, j.retry_base_seconds, j.retry_max_seconds
@@ -305,6 +305,8 @@ class Claim:
     # The job's own retry backoff; None means the daemon's settings.
     retry_base_seconds: float | None = None
     retry_max_seconds: float | None = None
+    # When the execution was due (fire time plus jitter, or retry time).
+    run_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -426,6 +428,7 @@ def _claim(row: dict[str, Any]) -> Claim:
         timeout_seconds=row["timeout_seconds"],
         retry_base_seconds=row["retry_base_seconds"],
         retry_max_seconds=row["retry_max_seconds"],
+        run_at=row["run_at"],
     )
 
 

@@ -94,6 +94,14 @@ class Settings(BaseSettings):
         description="Seconds between a daemon's passes deleting executions past "
         "their retention (default 300).",
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port a daemon serves Prometheus metrics on, at TICKWORK_HOST "
+        "(default: none, not served). Daemons on one host each need their own "
+        "port; 0 takes a free one and logs it.",
+    )
 
     @property
     def development(self) -> bool:
