@@ -1,4 +1,4 @@
-"""The FastAPI application: /graphql, health checks, /quote and the web page."""
+"""The FastAPI application: /graphql, health checks, /metrics, /quote and the page."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from api.context import ApiState
 from api.quotes import random_quote
 from api.router import create_router
 from shared.db import create_engine, session_factory
+from shared.metrics import ApiMetrics, RequestMetricsMiddleware
 from shared.schema_version import check_schema
 from shared.settings import Settings, get_settings
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not settings.database_url:
         raise ValueError("TICKWORK_DATABASE_URL is not set")
     database_url = settings.database_url
+    metrics = ApiMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(database_url)
         sessions = session_factory(engine)
         broadcaster = Broadcaster(database_url, sessions)
+        metrics.count_subscribers(lambda: broadcaster.subscriber_count)
         app.state.tickwork = ApiState(settings, engine, sessions, broadcaster)
         broadcaster.start()
         try:
@@ -71,10 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.development else None,
     )
+    app.state.metrics = metrics
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(create_router(development=settings.development))
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/readyz", readyz, methods=["GET"])
     app.add_api_route("/quote", quote, methods=["GET"])
+    app.add_api_route(
+        "/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False
+    )
 
     # Mounted last, so that every route above wins over a file of the same name.
     web_dist = settings.web_dir or WEB_DIST

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from daemon.worker import Worker
+from shared.errors import TickworkError
 from shared.logs import configure_logging
 from shared.schema_version import SchemaVersionError
 from shared.settings import get_settings
@@ -15,12 +16,33 @@ from shared.settings import get_settings
 logger = logging.getLogger("daemon")
 
 
+class MetricsPortError(TickworkError):
+    """The metrics port could not be bound."""
+
+
 async def _main() -> None:
-    worker = Worker(get_settings())
+    settings = get_settings()
+    worker = Worker(settings)
+    server = None
+    if settings.metrics_port is not None:
+        try:
+            server = worker.metrics.serve(settings.host, settings.metrics_port)
+        except OSError as exc:
+            raise MetricsPortError(
+                f"cannot serve metrics on {settings.host}:{settings.metrics_port} "
+                f"({exc}); give each daemon on a host its own TICKWORK_METRICS_PORT"
+            ) from exc
+        logger.info(
+            "serving metrics: url=http://%s:%d/metrics", settings.host, server.port
+        )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
-    await worker.run()
+    try:
+        await worker.run()
+    finally:
+        if server is not None:
+            server.close()
 
 
 async def _check() -> int:
@@ -44,7 +66,7 @@ async def _check() -> int:
 def _run() -> int:
     try:
         asyncio.run(_main())
-    except SchemaVersionError as exc:
+    except (SchemaVersionError, MetricsPortError) as exc:
         print(f"tickwork daemon: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -54,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if "--check" in args:
         return asyncio.run(_check())
-    configure_logging()
+    try:
+        configure_logging()
+    except ValueError as exc:
+        print(f"tickwork daemon: {exc}", file=sys.stderr)
+        return 2
     if not get_settings().database_url:
         print("tickwork daemon: set TICKWORK_DATABASE_URL", file=sys.stderr)
         return 2

@@ -39,6 +39,7 @@ from daemon.maintenance import Pruner
 from daemon.queue import Claim, Outcome
 from shared.db import connect, libpq_url
 from shared.http import HttpClient
+from shared.metrics import DaemonMetrics
 from shared.retry import reconnect_policy
 from shared.schema_version import check_schema
 from shared.settings import Settings
@@ -56,6 +57,14 @@ Perform = Callable[[Claim], Awaitable[Outcome]]
 
 # What a lost or refused database connection raises; PoolTimeout is one too.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
+# Seconds since the due time of the oldest execution waiting to start; reads the
+# claimable index only.
+OLDEST_OVERDUE = """
+SELECT coalesce(extract(epoch FROM tickwork_now() - min(run_at)), 0)::float8
+FROM executions
+WHERE status IN ('PENDING', 'RETRYING') AND run_at <= tickwork_now()
+"""
+
 # How long a statement waits for a pooled connection before it counts as an
 # outage. A refused connection fails sooner than this.
 POOL_TIMEOUT_SECONDS = 5.0
@@ -141,6 +150,7 @@ class Worker:
             lambda claim: delivery.perform(claim, self.http, settings)
         )
         self.in_flight: dict[uuid.UUID, Run] = {}
+        self.metrics = DaemonMetrics(in_flight=lambda: len(self.in_flight))
         # Results not yet written, oldest first. Each one keeps its slot until
         # it is written (see run_once), so there are never more than
         # `concurrency` of them, however long the database is away.
@@ -185,6 +195,8 @@ class Worker:
                 claim_limit=wanted,
                 lease_seconds=self.settings.lease_seconds,
             )
+        if wanted > 0:
+            self.metrics.claimed((c.run_at, c.started_at) for c in claims)
         for claim in claims:
             task = asyncio.create_task(self._run(claim))
             self.in_flight[claim.execution_id] = Run(claim, task)
@@ -217,6 +229,7 @@ class Worker:
                     "result rejected, the run was taken over: execution_id=%s fence=%d",
                     claim.execution_id,
                     claim.fence,
+                    extra={"execution_id": str(claim.execution_id)},
                 )
         return len(batch)
 
@@ -245,19 +258,26 @@ class Worker:
         return accepted
 
     async def beat(self) -> None:
-        """Renew all leases and the heartbeat; drop runs this daemon lost."""
+        """Renew all leases and the heartbeat; drop runs this daemon lost; read
+        the backlog for the metrics."""
         began = time.monotonic()
         async with self.pool.connection() as conn:
             held = await queue.heartbeat(
                 conn, daemon_id=self.id, lease_seconds=self.settings.lease_seconds
             )
+            cur = await conn.execute(OLDEST_OVERDUE)
+            row = await cur.fetchone()
+        if row is not None:
+            self.metrics.oldest_overdue.set(row[0])
         for execution_id, run in list(self.in_flight.items()):
             # A run claimed after the heartbeat statement began is not in `held`.
             if run.finishing or run.claimed_at >= began:
                 continue
             if held.get(execution_id) != run.claim.fence:
                 logger.warning(
-                    "run lost its lease, abandoning it: execution_id=%s", execution_id
+                    "run lost its lease, abandoning it: execution_id=%s",
+                    execution_id,
+                    extra={"execution_id": str(execution_id)},
                 )
                 run.task.cancel()
 
@@ -269,7 +289,11 @@ class Worker:
             except ValueError:
                 continue
             if run is not None and not run.finishing:
-                logger.info("run cancelled, stopping it: execution_id=%s", text)
+                logger.info(
+                    "run cancelled, stopping it: execution_id=%s",
+                    text,
+                    extra={"execution_id": text},
+                )
                 run.task.cancel()
 
     # -- loops ---------------------------------------------------------------
@@ -328,20 +352,11 @@ class Worker:
                 run.finishing = True
             self._finished.append(outcome)
             self._results_ready.set()
-            # INFO for a success, WARNING when a retry follows, ERROR when final.
-            level = _LOG_LEVELS.get(outcome.status, logging.INFO)
-            logger.log(
-                level,
-                "run finished: execution_id=%s job_id=%s attempt=%d status=%s "
-                "http_status=%s duration_ms=%d error=%s",
-                claim.execution_id,
-                claim.job_id,
-                claim.attempt,
-                outcome.status,
-                outcome.http_status,
-                outcome.duration * 1000,
-                outcome.error,
-            )
+            self.metrics.finished(outcome.status, outcome.duration)
+            _log_finished(outcome)
+        except asyncio.CancelledError:
+            self.metrics.abandoned()
+            raise
         finally:
             self.in_flight.pop(claim.execution_id, None)
             self._wake.set()
@@ -353,7 +368,11 @@ class Worker:
         except Exception as exc:
             # A bug must not leave the run RUNNING for ever: it fails like any
             # attempt, with the error kept on the execution.
-            logger.exception("run crashed: execution_id=%s", claim.execution_id)
+            logger.exception(
+                "run crashed: execution_id=%s",
+                claim.execution_id,
+                extra={"execution_id": str(claim.execution_id)},
+            )
             return delivery.outcome(
                 claim,
                 self.settings,
@@ -496,3 +515,25 @@ class Worker:
         async for attempt in reconnect_policy(what=what):
             with attempt:
                 await step()
+
+
+def _log_finished(outcome: Outcome) -> None:
+    """One line per attempt: INFO for a success, WARNING when a retry follows,
+    ERROR when final. The values are also fields, for JSON logs."""
+    claim = outcome.claim
+    fields = {
+        "execution_id": str(claim.execution_id),
+        "job_id": str(claim.job_id),
+        "attempt": claim.attempt,
+        "status": outcome.status,
+        "http_status": outcome.http_status,
+        "duration_ms": round(outcome.duration * 1000),
+        "error": outcome.error,
+    }
+    logger.log(
+        _LOG_LEVELS.get(outcome.status, logging.INFO),
+        "run finished: execution_id=%s job_id=%s attempt=%d status=%s "
+        "http_status=%s duration_ms=%d error=%s",
+        *fields.values(),
+        extra=fields,
+    )
