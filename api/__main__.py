@@ -12,7 +12,11 @@ from shared.settings import get_settings
 
 
 def main() -> int:
-    configure_logging()
+    try:
+        configure_logging()
+    except ValueError as exc:
+        print(f"tickwork api: {exc}", file=sys.stderr)
+        return 2
     settings = get_settings()
     if not settings.database_url:
         print("tickwork api: set TICKWORK_DATABASE_URL", file=sys.stderr)
