@@ -48,6 +48,12 @@ logger = logging.getLogger(__name__)
 
 _LOG_LEVELS = {"RETRYING": logging.WARNING, "FAILED": logging.ERROR}
 
+# Longest pause between reconnect attempts while the database is away.
+RECONNECT_CAP_SECONDS = 2.0
+# Writing the last results and handing runs back, on shutdown, is tried this
+# often before the daemon leaves the rest to lease expiry.
+SHUTDOWN_WRITE_TRIES = 3
+
 WAKEUP_CHANNEL = "tickwork_wakeup"
 # Carries the ids of cancelled executions: a hint to stop them sooner than the
 # next lease renewal would.
@@ -458,7 +464,10 @@ class Worker:
         def note(state: tenacity.RetryCallState) -> None:
             self._lost(what, state.outcome.exception() if state.outcome else None)
 
-        return reconnect_policy(what=what).copy(before_sleep=note, sleep=self._nap)
+        # Probing is one connection attempt, so it can be frequent: the daemon is
+        # back within about two seconds of the database.
+        policy = reconnect_policy(what=what, cap=RECONNECT_CAP_SECONDS)
+        return policy.copy(before_sleep=note, sleep=self._nap)
 
     async def _nap(self, seconds: float) -> None:
         """Sleep between reconnect attempts, until the outage ends or stop()."""
@@ -471,6 +480,15 @@ class Worker:
         finally:
             ended.cancel()
             stopping.cancel()
+
+    async def _leave(self, unfinished: list[Claim]) -> None:
+        """Write every result, hand back unfinished runs and leave the registry."""
+        await self.flush()
+        async with self.pool.connection() as conn:
+            if unfinished:
+                returned = await queue.hand_back(conn, unfinished, daemon_id=self.id)
+                logger.info("handed back unfinished runs: count=%d", returned)
+            await queue.unregister(conn, daemon_id=self.id)
 
     async def _shut_down(self, loops: list[asyncio.Task[None]]) -> None:
         """Let runs finish within the grace period, hand back the rest, write
@@ -495,17 +513,19 @@ class Worker:
         await asyncio.gather(*loops, return_exceptions=True)
 
         try:
-            await self.flush()
-            async with self.pool.connection() as conn:
-                if unfinished:
-                    returned = await queue.hand_back(
-                        conn, unfinished, daemon_id=self.id
-                    )
-                    logger.info("handed back unfinished runs: count=%d", returned)
-                await queue.unregister(conn, daemon_id=self.id)
-        except CONNECTION_ERRORS as exc:
-            # Leases expire by themselves; another daemon takes the runs over then.
-            logger.error("could not hand back runs on shutdown: %s", exc)
+            for tries_left in reversed(range(SHUTDOWN_WRITE_TRIES)):
+                try:
+                    await self._leave(unfinished)
+                    break
+                except CONNECTION_ERRORS as exc:
+                    if not tries_left:
+                        # Leases expire by themselves; another daemon takes the
+                        # runs over then.
+                        logger.error("could not hand back runs on shutdown: %s", exc)
+                        break
+                    # A pooled connection may have died in a recent outage.
+                    await self.pool.check()
+                    await asyncio.sleep(1)
         finally:
             await self.http.aclose()
             await self.pool.close()
