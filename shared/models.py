@@ -150,6 +150,8 @@ class Job(SQLModel, table=True):
     retry_max_seconds: float | None = None
     # How many finished executions of this job to keep; None: the global rule.
     keep_executions: int | None = None
+    # Where this job's alerts go; None: the daemon's TICKWORK_ALERT_URL, if any.
+    alert_url: str | None = None
     # Pause the job after this many failed executions in a row; None: never.
     pause_after_failures: int | None = None
     consecutive_failures: int = Field(
@@ -263,6 +265,63 @@ class Attempt(SQLModel, table=True):
     http_status: int | None = None
     error: str | None = None
     response_excerpt: str | None = None
+
+
+class AlertKind(StrEnum):
+    EXECUTION_FAILED = "EXECUTION_FAILED"
+    JOB_PAUSED = "JOB_PAUSED"
+    FIRE_TIMES_MISSED = "FIRE_TIMES_MISSED"
+
+
+class Alert(SQLModel, table=True):
+    """One event waiting for, or sent to, an alert URL (a transactional outbox).
+
+    The statement that fails an execution, pauses a job or records missed fire
+    times inserts the row, so an alert exists exactly when its cause was
+    committed; ``daemon/alerts.py`` sends it. The URL is read from the job
+    when the alert is sent, so a corrected URL also serves alerts waiting for
+    a retry; that is why the row goes with its job (ON DELETE CASCADE).
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "kind IN ('EXECUTION_FAILED', 'JOB_PAUSED', 'FIRE_TIMES_MISSED')",
+            name="kind",
+        ),
+        sa.Index("ix_alerts_job_id", "job_id"),
+        # What the sender reads: alerts not yet delivered, by when they are due.
+        sa.Index(
+            "ix_alerts_due",
+            "next_attempt_at",
+            postgresql_where=sa.text("delivered_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True),
+    )
+    job_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    # No foreign key: retention prunes executions, and their alerts stay.
+    execution_id: uuid.UUID | None = None
+    kind: AlertKind = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    # The JSON body that is sent.
+    payload: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
+    # Sends started, including one in progress.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # When it may be sent (again); a claim moves it one lease ahead. NULL once
+    # delivered or given up.
+    next_attempt_at: datetime | None = Field(
+        default=None, sa_column_kwargs={"server_default": sa.text("tickwork_now()")}
+    )
+    delivered_at: datetime | None = None
+    last_error: str | None = None
 
 
 class Daemon(SQLModel, table=True):
