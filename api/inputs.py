@@ -82,7 +82,7 @@ class ActionInput:
     description="Scheduling policies. A field left out takes its default on "
     "createJob and keeps the job's value on updateJob. Null does the same, except "
     "for the policies whose default is null (pauseAfterFailures, retryBaseSeconds, "
-    "retryMaxSeconds, keepExecutions): null sets them back to it."
+    "retryMaxSeconds, keepExecutions, alertUrl): null sets them back to it."
 )
 class PoliciesInput:
     catch_up: CatchUpPolicy | None = strawberry.field(
@@ -128,6 +128,12 @@ class PoliciesInput:
         default=UNSET,
         description="Keep this many newest finished runs, 1 to 100000, however "
         "old; null: the global retention in days (the default).",
+    )
+    alert_url: str | None = strawberry.field(
+        default=UNSET,
+        description="An http:// or https:// URL that hears of failed runs, "
+        "auto-pauses and missed fire times; null: the daemon's "
+        "TICKWORK_ALERT_URL, if set (the default).",
     )
 
 

@@ -267,6 +267,10 @@ class Policies:
         description="Keep this many newest finished runs, however old; null: keep "
         "them for TICKWORK_RETENTION_DAYS (30 by default)."
     )
+    alert_url: str | None = strawberry.field(
+        description="Where alerts about this job are POSTed; null: the daemon's "
+        "TICKWORK_ALERT_URL, and none when that is unset."
+    )
 
     @classmethod
     def from_row(cls, row: models.Job) -> Policies:
@@ -281,6 +285,7 @@ class Policies:
             retry_base_seconds=row.retry_base_seconds,
             retry_max_seconds=row.retry_max_seconds,
             keep_executions=row.keep_executions,
+            alert_url=row.alert_url,
         )
 
 

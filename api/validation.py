@@ -23,7 +23,7 @@ from api.inputs import (
     UpdateJobInput,
 )
 from shared import models
-from shared.actions import Action, build_action
+from shared.actions import Action, build_action, validate_url
 from shared.errors import FieldError, InvalidInputError
 from shared.firing import Policies
 from shared.schedule import Schedule, build_schedule
@@ -40,6 +40,7 @@ DEFAULT_POLICIES: dict[str, Any] = {
     "retry_base_seconds": None,
     "retry_max_seconds": None,
     "keep_executions": None,
+    "alert_url": None,
 }
 # Each whole-number policy: its column, its input name and the values it accepts.
 POLICY_RANGES = {
@@ -57,7 +58,7 @@ RETRY_POLICIES = {
 }
 # Policies whose default is null: an explicit null sets them back to it.
 NULLABLE_POLICIES = frozenset(
-    {"pause_after_failures", "keep_executions", *RETRY_POLICIES}
+    {"pause_after_failures", "keep_executions", "alert_url", *RETRY_POLICIES}
 )
 
 T = TypeVar("T")
@@ -230,7 +231,7 @@ def _policies(spec: PoliciesInput | None, errors: list[FieldError]) -> dict[str,
 
     Null counts as not given, except for the NULLABLE_POLICIES: there it sets
     the policy back to null (auto-pause off, the daemon's backoff, the global
-    retention).
+    retention, the daemon's alert URL).
     """
     if not _given(spec):
         return {}
@@ -260,6 +261,11 @@ def _policies(spec: PoliciesInput | None, errors: list[FieldError]) -> dict[str,
             errors.append(FieldError(f"policies.{name}", message))
             continue
         values[column] = None if value is None else float(value)
+    if spec.alert_url is not UNSET:
+        url = spec.alert_url
+        if url is not None:
+            url = _collect(errors, lambda: validate_url(url, "policies.alertUrl"))
+        values["alert_url"] = url
     return values
 
 
