@@ -56,7 +56,8 @@ SELECT tickwork_cancel_executions(
 
 # Advances each locked job and inserts its occurrences: runs (PENDING), and the
 # fire times recorded as SKIPPED or MISSED. A fire time that already has an
-# execution (unique per job) is never inserted twice.
+# execution (unique per job) is never inserted twice. Each MISSED one also
+# queues an alert when a URL applies: the job's, else the daemon's (alert_url).
 FIRE_JOBS = """
 WITH advanced AS (
     UPDATE jobs j
@@ -69,19 +70,31 @@ WITH advanced AS (
         %(job_ids)s::uuid[], %(next_run_ats)s::timestamptz[], %(completes)s::boolean[]
     ) AS t(id, next_run_at, complete)
     WHERE j.id = t.id
+), fired AS (
+    INSERT INTO executions (id, job_id, scheduled_for, run_at, trigger, status,
+        attempt, failures, fence, covers, reason, finished_at)
+    SELECT gen_random_uuid(), o.job_id, o.scheduled_for, o.run_at, 'SCHEDULE',
+        o.status, 0, 0, 0, o.covers, o.reason,
+        CASE WHEN o.status = 'PENDING' THEN NULL ELSE tickwork_now() END
+    FROM unnest(
+        %(occurrence_jobs)s::uuid[], %(scheduled_fors)s::timestamptz[],
+        %(run_ats)s::timestamptz[], %(statuses)s::text[], %(covers)s::int[],
+        %(reasons)s::text[]
+    ) AS o(job_id, scheduled_for, run_at, status, covers, reason)
+    ON CONFLICT (job_id, scheduled_for) DO NOTHING
+    RETURNING id, job_id, status, scheduled_for, covers, reason
+), missed_alerts AS (
+    INSERT INTO alerts (job_id, execution_id, kind, payload)
+    SELECT f.job_id, f.id, 'FIRE_TIMES_MISSED', jsonb_build_object(
+        'type', 'FIRE_TIMES_MISSED', 'job_id', f.job_id, 'job_name', j.name,
+        'execution_id', f.id, 'scheduled_for', f.scheduled_for,
+        'error', NULL::text, 'reason', f.reason, 'covers', f.covers,
+        'occurred_at', tickwork_now())
+    FROM fired f JOIN jobs j ON j.id = f.job_id
+    WHERE f.status = 'MISSED'
+      AND coalesce(j.alert_url, %(alert_url)s::text) IS NOT NULL
 )
-INSERT INTO executions (id, job_id, scheduled_for, run_at, trigger, status,
-    attempt, failures, fence, covers, reason, finished_at)
-SELECT gen_random_uuid(), o.job_id, o.scheduled_for, o.run_at, 'SCHEDULE',
-    o.status, 0, 0, 0, o.covers, o.reason,
-    CASE WHEN o.status = 'PENDING' THEN NULL ELSE tickwork_now() END
-FROM unnest(
-    %(occurrence_jobs)s::uuid[], %(scheduled_fors)s::timestamptz[],
-    %(run_ats)s::timestamptz[], %(statuses)s::text[], %(covers)s::int[],
-    %(reasons)s::text[]
-) AS o(job_id, scheduled_for, run_at, status, covers, reason)
-ON CONFLICT (job_id, scheduled_for) DO NOTHING
-RETURNING id
+SELECT id FROM fired
 """
 
 # Claims due runs and runs whose lease expired (their daemon stopped renewing).
@@ -135,7 +148,9 @@ FROM claimed c JOIN jobs j ON j.id = c.job_id
 
 # Writes a batch of finished attempts. Rows whose fence moved on are skipped:
 # the RETURNING list tells the caller which results were accepted. A job with
-# no fire time left completes once nothing of it is outstanding.
+# no fire time left completes once nothing of it is outstanding. A FAILED
+# execution and a job pausing itself each queue an alert when a URL applies:
+# the job's, else the daemon's (alert_url).
 FINISH = """
 WITH input AS (
     SELECT * FROM unnest(
@@ -161,6 +176,7 @@ WITH input AS (
     FROM input i
     WHERE e.id = i.id AND e.fence = i.fence AND e.status = 'RUNNING'
     RETURNING e.id, e.job_id, e.status, e.attempt, e.daemon_id, e.started_at,
+        e.scheduled_for,
         e.started_at + make_interval(secs => i.duration) AS ended_at,
         i.failed, i.http_status, i.error, i.excerpt
 ), recorded AS (
@@ -209,6 +225,34 @@ WITH input AS (
             ELSE tickwork_now() END
     FROM decided d
     WHERE j.id = d.id
+    RETURNING j.id, j.name, j.alert_url, j.state_reason, d.state AS decided
+), failed_alerts AS (
+    INSERT INTO alerts (job_id, execution_id, kind, payload)
+    SELECT d.job_id, d.id, 'EXECUTION_FAILED', jsonb_build_object(
+        'type', 'EXECUTION_FAILED', 'job_id', d.job_id, 'job_name', j.name,
+        'execution_id', d.id, 'scheduled_for', d.scheduled_for,
+        'error', d.error, 'reason', NULL::text, 'covers', NULL::int,
+        'occurred_at', tickwork_now())
+    FROM done d JOIN jobs j ON j.id = d.job_id
+    WHERE d.status = 'FAILED'
+      AND coalesce(j.alert_url, %(alert_url)s::text) IS NOT NULL
+), paused_alerts AS (
+    -- Only the write that pauses the job (decided went from ACTIVE to PAUSED)
+    -- alerts, naming the newest failure of this batch that led to it.
+    INSERT INTO alerts (job_id, execution_id, kind, payload)
+    SELECT u.id, last.id, 'JOB_PAUSED', jsonb_build_object(
+        'type', 'JOB_PAUSED', 'job_id', u.id, 'job_name', u.name,
+        'execution_id', last.id, 'scheduled_for', last.scheduled_for,
+        'error', last.error, 'reason', u.state_reason, 'covers', NULL::int,
+        'occurred_at', tickwork_now())
+    FROM jobs_updated u LEFT JOIN LATERAL (
+        SELECT x.id, x.scheduled_for, x.error FROM done x
+        WHERE x.job_id = u.id AND x.status = 'FAILED'
+        ORDER BY x.ended_at DESC
+        LIMIT 1
+    ) last ON true
+    WHERE u.decided = 'PAUSED'
+      AND coalesce(u.alert_url, %(alert_url)s::text) IS NOT NULL
 ), announced AS (
     SELECT tickwork_notify_executions(array_agg(id)) FROM done
 )
@@ -331,9 +375,12 @@ async def schedule_and_claim(
     schedule_limit: int,
     claim_limit: int,
     lease_seconds: float,
+    alert_url: str | None = None,
 ) -> tuple[int, list[Claim]]:
     """In one short transaction: fire due jobs, then claim up to ``claim_limit``.
 
+    ``alert_url`` is the daemon's TICKWORK_ALERT_URL: missed fire times of jobs
+    without an alert URL of their own queue alerts only when it is set.
     Returns how many jobs were fired and the claims.
     """
     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
@@ -346,7 +393,8 @@ async def schedule_and_claim(
             if replacing:
                 await cur.execute(REPLACE_UNFINISHED, {"job_ids": replacing})
                 changed.update(row["id"] for row in await cur.fetchall())
-            await cur.execute(FIRE_JOBS, _fire_params(due, firings))
+            params = {**_fire_params(due, firings), "alert_url": alert_url}
+            await cur.execute(FIRE_JOBS, params)
             changed.update(row["id"] for row in await cur.fetchall())
 
         claims: list[Claim] = []
@@ -433,10 +481,17 @@ def _claim(row: dict[str, Any]) -> Claim:
 
 
 async def finish(
-    conn: psycopg.AsyncConnection, outcomes: Sequence[Outcome]
+    conn: psycopg.AsyncConnection,
+    outcomes: Sequence[Outcome],
+    *,
+    alert_url: str | None = None,
 ) -> set[uuid.UUID]:
-    """Write finished attempts in one statement; returns the ids it accepted."""
-    params: dict[str, list[Any]] = {
+    """Write finished attempts in one statement; returns the ids it accepted.
+
+    ``alert_url`` is the daemon's TICKWORK_ALERT_URL, as for schedule_and_claim.
+    """
+    params: dict[str, Any] = {
+        "alert_url": alert_url,
         "ids": [o.claim.execution_id for o in outcomes],
         "fences": [o.claim.fence for o in outcomes],
         "statuses": [o.status for o in outcomes],

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.actions import validate_url
+from shared.errors import InvalidInputError
 
 
 class Environment(StrEnum):
@@ -102,6 +107,49 @@ class Settings(BaseSettings):
         "(default: none, not served). Daemons on one host each need their own "
         "port; 0 takes a free one and logs it.",
     )
+
+    # Alerts (daemon/alerts.py).
+    alert_url: str | None = Field(
+        None,
+        description="Where alerts go (failed executions, auto-paused jobs, "
+        "missed fire times) for jobs without an alertUrl of their own "
+        "(default: none; such jobs send no alerts).",
+    )
+    alert_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs alerts (Standard Webhooks, HMAC-SHA256); a "
+        "whsec_ prefix means base64 after it. Default: none, alerts go unsigned.",
+    )
+    alert_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between a daemon's looks for alerts to send (default 5).",
+    )
+
+    @field_validator("alert_url")
+    @classmethod
+    def _check_alert_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return validate_url(value, "TICKWORK_ALERT_URL")
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("alert_secret")
+    @classmethod
+    def _check_alert_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        secret = value.get_secret_value()
+        if secret.startswith("whsec_"):
+            try:
+                base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except binascii.Error:
+                raise ValueError(
+                    "a whsec_ secret must be base64 after whsec_"
+                ) from None
+        return value
 
     @property
     def development(self) -> bool:
