@@ -79,6 +79,32 @@ DELETE FROM executions WHERE id IN (SELECT id FROM doomed)
 """
 
 
+# Alerts that were sent, or given up on, go once they are as old as the history.
+PRUNE_ALERTS = """
+DELETE FROM alerts WHERE id IN (
+    SELECT id FROM alerts
+    WHERE next_attempt_at IS NULL
+      AND created_at < tickwork_now() - make_interval(secs => %(max_age)s)
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+"""
+
+
+async def prune_alerts(
+    conn: psycopg.AsyncConnection, *, max_age_seconds: float, batch: int = 1000
+) -> int:
+    """Delete up to ``batch`` settled alerts older than ``max_age_seconds`` (0:
+    keep them); returns how many."""
+    if max_age_seconds <= 0:
+        return 0
+    async with conn.transaction():
+        cur = await conn.execute(
+            PRUNE_ALERTS, {"max_age": max_age_seconds, "batch": batch}
+        )
+        return cur.rowcount
+
+
 async def prune_batch(
     conn: psycopg.AsyncConnection, *, max_age_seconds: float, batch: int = 1000
 ) -> int:
@@ -141,6 +167,13 @@ class Pruner:
                 )
             total += deleted
             if deleted < self.batch:
+                break
+        while True:
+            async with self.pool.connection() as conn:
+                alerts = await prune_alerts(
+                    conn, max_age_seconds=self.max_age_seconds, batch=self.batch
+                )
+            if alerts < self.batch:
                 break
         if total:
             logger.info(

@@ -35,6 +35,7 @@ import tenacity
 from psycopg_pool import AsyncConnectionPool
 
 from daemon import delivery, queue
+from daemon.alerts import Alerter
 from daemon.maintenance import Pruner
 from daemon.queue import Claim, Outcome
 from shared.db import connect, libpq_url
@@ -156,6 +157,8 @@ class Worker:
             lambda claim: delivery.perform(claim, self.http, settings)
         )
         self.in_flight: dict[uuid.UUID, Run] = {}
+        # Where alerts go for jobs without an alertUrl of their own.
+        self._alert_url = settings.alert_url
         self.metrics = DaemonMetrics(in_flight=lambda: len(self.in_flight))
         # Results not yet written, oldest first. Each one keeps its slot until
         # it is written (see run_once), so there are never more than
@@ -200,6 +203,7 @@ class Worker:
                 schedule_limit=batch,
                 claim_limit=wanted,
                 lease_seconds=self.settings.lease_seconds,
+                alert_url=self._alert_url,
             )
         if wanted > 0:
             self.metrics.claimed((c.run_at, c.started_at) for c in claims)
@@ -223,7 +227,9 @@ class Worker:
             batch = list(self._finished)
             async with self.pool.connection() as conn:
                 try:
-                    accepted = await queue.finish(conn, batch)
+                    accepted = await queue.finish(
+                        conn, batch, alert_url=self._alert_url
+                    )
                 except psycopg.DataError:
                     accepted = await self._finish_one_by_one(conn, batch)
             # Runs append while the write is under way, never remove.
@@ -247,7 +253,9 @@ class Worker:
         accepted: set[uuid.UUID] = set()
         for outcome in batch:
             try:
-                accepted |= await queue.finish(conn, [outcome])
+                accepted |= await queue.finish(
+                    conn, [outcome], alert_url=self._alert_url
+                )
             except psycopg.DataError as exc:
                 logger.error(
                     "result could not be stored: execution_id=%s: %s",
@@ -260,7 +268,9 @@ class Worker:
                     duration=outcome.duration,
                     error=delivery.storable(f"the result could not be stored: {exc}"),
                 )
-                accepted |= await queue.finish(conn, [failed])
+                accepted |= await queue.finish(
+                    conn, [failed], alert_url=self._alert_url
+                )
         return accepted
 
     async def beat(self) -> None:
@@ -312,6 +322,9 @@ class Worker:
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._write_results(), name="write-results"),
             asyncio.create_task(Pruner(self.settings, self.pool).run(), name="prune"),
+            asyncio.create_task(
+                Alerter(self.settings, self.pool, self.http).run(), name="alerts"
+            ),
         ]
         try:
             await self._claim_loop()

@@ -12,7 +12,7 @@ import pytest
 from api_helpers import api_client, count_rows, graphql, interval_job
 from psycopg_pool import AsyncConnectionPool
 
-from daemon.maintenance import SECONDS_PER_DAY, Pruner, prune
+from daemon.maintenance import SECONDS_PER_DAY, Pruner, prune, prune_alerts
 from shared.actions import Action
 from shared.schedule import Schedule
 from tests.support.daemons import database_name, settings_for
@@ -317,3 +317,32 @@ def test_keep_executions_out_of_range_is_refused_by_name(
         }
     ]
     assert count_rows(database_url, "jobs") == 0
+
+
+async def test_settled_alerts_are_pruned_with_the_history_and_pending_ones_kept(
+    db: psycopg.AsyncConnection,
+) -> None:
+    """Alerts sent or given up on go after the retention age; unsent ones stay."""
+    job_id = await _job(db)
+    await db.execute(
+        "INSERT INTO alerts (job_id, kind, payload, created_at, next_attempt_at)"
+        " VALUES"
+        " (%(job)s, 'EXECUTION_FAILED', '{}', tickwork_now() - interval '31 days',"
+        "  NULL),"
+        " (%(job)s, 'EXECUTION_FAILED', '{}', tickwork_now() - interval '31 days',"
+        "  tickwork_now()),"
+        " (%(job)s, 'EXECUTION_FAILED', '{}', tickwork_now() - interval '1 day',"
+        "  NULL)",
+        {"job": job_id},
+    )
+
+    deleted = await prune_alerts(db, max_age_seconds=DAYS_30)
+
+    cur = await db.execute(
+        "SELECT next_attempt_at IS NULL,"
+        " created_at < tickwork_now() - interval '2 days'"
+        " FROM alerts ORDER BY created_at"
+    )
+    assert deleted == 1
+    # Left: the old one still waiting to be sent, and the recent settled one.
+    assert sorted(await cur.fetchall()) == [(False, True), (True, False)]
