@@ -34,7 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exec("api", [])
     if args.command == "daemon":
         return _exec("daemon", ["--check"] if args.check else [])
-    configure_logging()
+    try:
+        configure_logging()
+    except ValueError as exc:
+        print(f"tickwork {args.command}: {exc}", file=sys.stderr)
+        return 2
     if args.command == "migrate":
         return _migrate()
     return _up()
