@@ -310,6 +310,14 @@ SELECT returned.id FROM returned CROSS JOIN announced
 
 ANNOUNCE = "SELECT tickwork_notify_executions(%(ids)s::uuid[])"
 
+# Seconds since the due time of the oldest execution waiting to start; reads the
+# claimable index only.
+OLDEST_OVERDUE = """
+SELECT coalesce(extract(epoch FROM tickwork_now() - min(run_at)), 0)::float8
+FROM executions
+WHERE status IN ('PENDING', 'RETRYING') AND run_at <= tickwork_now()
+"""
+
 SECONDS_UNTIL_DUE = """
 SELECT extract(epoch FROM least(
     (SELECT min(next_run_at) FROM jobs WHERE state = 'ACTIVE'),
@@ -541,6 +549,13 @@ async def hand_back(
         },
     )
     return len(await cur.fetchall())
+
+
+async def oldest_overdue_seconds(conn: psycopg.AsyncConnection) -> float:
+    """How long the oldest run waiting to start has been due; 0 if none."""
+    cur = await conn.execute(OLDEST_OVERDUE)
+    row = await cur.fetchone()
+    return 0.0 if row is None else row[0]
 
 
 async def seconds_until_due(conn: psycopg.AsyncConnection) -> float | None:

@@ -64,13 +64,6 @@ Perform = Callable[[Claim], Awaitable[Outcome]]
 
 # What a lost or refused database connection raises; PoolTimeout is one too.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
-# Seconds since the due time of the oldest execution waiting to start; reads the
-# claimable index only.
-OLDEST_OVERDUE = """
-SELECT coalesce(extract(epoch FROM tickwork_now() - min(run_at)), 0)::float8
-FROM executions
-WHERE status IN ('PENDING', 'RETRYING') AND run_at <= tickwork_now()
-"""
 
 # How long a statement waits for a pooled connection before it counts as an
 # outage. A refused connection fails sooner than this.
@@ -281,10 +274,8 @@ class Worker:
             held = await queue.heartbeat(
                 conn, daemon_id=self.id, lease_seconds=self.settings.lease_seconds
             )
-            cur = await conn.execute(OLDEST_OVERDUE)
-            row = await cur.fetchone()
-        if row is not None:
-            self.metrics.oldest_overdue.set(row[0])
+            overdue = await queue.oldest_overdue_seconds(conn)
+        self.metrics.oldest_overdue.set(overdue)
         for execution_id, run in list(self.in_flight.items()):
             # A run claimed after the heartbeat statement began is not in `held`.
             if run.finishing or run.claimed_at >= began:
