@@ -7,6 +7,7 @@ client can mark all the bad fields in one round trip.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -31,6 +32,8 @@ from shared.schedule import Schedule, build_schedule
 MAX_NAME = 200
 MAX_RETRIES = 100
 MAX_TIMEOUT_SECONDS = 3600.0
+# Every delivery carries the payload, so it stays small.
+MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_RETRY_SECONDS = 86_400.0
 
 # The policy columns a new job gets when its input leaves them out.
@@ -78,6 +81,7 @@ def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
     else:
         schedule = _collect(errors, lambda: parse_schedule(spec.schedule, now))
     payload = None if spec.payload is UNSET else spec.payload
+    _collect(errors, lambda: _payload(payload))
     action = _collect(errors, lambda: _action(spec.action, payload))
     policies = _policies(spec.policies, errors)
     _retry_bounds(policies, DEFAULT_POLICIES, errors)
@@ -124,7 +128,7 @@ def update_values(
             errors, lambda: _timeout(spec.timeout_seconds)
         )
     if spec.payload is not UNSET:
-        values["payload"] = spec.payload
+        values["payload"] = _collect(errors, lambda: _payload(spec.payload))
     if _given(spec.action):
         action = _collect(errors, lambda: _action(spec.action, spec.payload))
         values["action"] = action.model_dump(mode="json") if action else None
@@ -305,6 +309,23 @@ def parse_schedule(spec: ScheduleInput, now: datetime) -> Schedule:
         end_at=_or_none(spec.end_at),
         now=now,
     )
+
+
+def _payload(value: Any) -> Any:
+    """The payload, if it can be stored and sent: valid UTF-8 JSON of at most
+    MAX_PAYLOAD_BYTES, since every delivery carries it."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError.single(
+            "payload", f"is not valid Unicode text: {exc.reason}"
+        ) from exc
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidInputError.single(
+            "payload", f"is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES}"
+        )
+    return value
 
 
 def _action(spec: ActionInput | None, payload: Any) -> Action:

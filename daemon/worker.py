@@ -230,8 +230,12 @@ class Worker:
         for outcome in batch:
             claim = outcome.claim
             if claim.execution_id not in accepted:
+                # Taken over, cancelled, or already written by an earlier try
+                # whose reply was lost (a write cut short by shutdown or an
+                # outage): the fence cannot tell which, so the message does not.
                 logger.warning(
-                    "result rejected, the run was taken over: execution_id=%s fence=%d",
+                    "result not written, the run is no longer held under this "
+                    "claim: execution_id=%s fence=%d",
                     claim.execution_id,
                     claim.fence,
                     extra={"execution_id": str(claim.execution_id)},

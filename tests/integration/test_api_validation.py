@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -127,6 +128,16 @@ BAD_INPUTS = [
         id="bad payload webhook_url",
     ),
     pytest.param(
+        {
+            "name": "huge payload",
+            "schedule": {"intervalSeconds": 5},
+            "action": WEBHOOK,
+            "payload": {"blob": "x" * 70_000},
+        },
+        "payload",
+        id="payload over 64 KiB",
+    ),
+    pytest.param(
         {"name": "nul\x00name", "schedule": {"intervalSeconds": 5}, "action": WEBHOOK},
         "name",
         id="NUL in the name",
@@ -205,3 +216,30 @@ def test_a_bad_key_upsert_leaves_the_stored_job_alone(database_url: str) -> None
     assert bad["__typename"] == "InvalidInput"
     assert again["id"] == first["id"]
     assert count_rows(database_url, "jobs") == 1
+
+
+def test_a_payload_that_is_not_valid_unicode_is_refused(database_url: str) -> None:
+    """A lone surrogate (valid JSON escape, invalid text) names the payload field."""
+    query = (
+        "mutation($input: CreateJobInput!) { createJob(input: $input) {"
+        " __typename ... on InvalidInput { errors { field message } } } }"
+    )
+    # Sent as raw JSON text: the client library would refuse to encode it.
+    variables = {
+        "input": {
+            "name": "surrogate",
+            "schedule": {"intervalSeconds": 5},
+            "action": {"webhook": {"url": "https://hooks.example/x"}},
+            "payload": {"x": "LONE_SURROGATE"},
+        }
+    }
+    body = json.dumps({"query": query, "variables": variables})
+    body = body.replace('"LONE_SURROGATE"', '"\\ud800"')
+    with api_client(database_url) as client:
+        result = client.post(
+            "/graphql", content=body, headers={"content-type": "application/json"}
+        ).json()["data"]["createJob"]
+
+    assert result["__typename"] == "InvalidInput"
+    assert [e["field"] for e in result["errors"]] == ["payload"]
+    assert count_rows(database_url, "jobs") == 0
