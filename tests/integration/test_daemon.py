@@ -16,6 +16,7 @@ from shared.http import HttpClient
 from shared.schedule import Schedule
 from tests.support.daemons import (
     database_name,
+    one_pass,
     settings_for,
     settle,
     started,
@@ -43,9 +44,7 @@ async def test_a_due_webhook_job_is_posted_once_and_succeeds(
         payload={"report": "daily"},
     )
 
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     [request] = target.wait_for(1)
     [execution] = await executions_of(db, job_id)
@@ -77,9 +76,7 @@ async def test_interval_jobs_advance_to_the_next_anchored_fire_time(
         action=webhook(target.url("/ok")),
     )
 
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     cur = await db.execute("SELECT next_run_at FROM jobs WHERE id = %s", (job_id,))
     (next_run_at,) = await cur.fetchone()
@@ -107,9 +104,7 @@ async def test_a_failing_target_is_retried_in_the_database_until_failed(
     )
 
     for attempt in range(1, 4):
-        async with started(settings_for(database_url)) as worker:
-            await worker.run_once()
-            await settle(worker)
+        await one_pass(settings_for(database_url))
         [execution] = await executions_of(db, job_id)
         if attempt < 3:
             assert execution["status"] == "RETRYING"
@@ -142,13 +137,9 @@ async def test_a_retry_that_succeeds_ends_succeeded(
         schedule=Schedule(kind="at", at=await db_now(db)),
         action=webhook(target.url("/flaky/1")),
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
     await shift_clock(db, database_name(database_url), "1 minute")
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     [execution] = await executions_of(db, job_id)
     assert execution["status"] == "SUCCEEDED"
@@ -248,9 +239,7 @@ async def test_a_one_off_job_runs_once_and_completes(
         action=webhook(target.url("/ok")),
     )
     for _ in range(2):  # a second daemon start must not run it again
-        async with started(settings_for(database_url)) as worker:
-            await worker.run_once()
-            await settle(worker)
+        await one_pass(settings_for(database_url))
 
     assert len(target.requests) == 1
     cur = await db.execute(
@@ -268,9 +257,7 @@ async def test_a_fetch_job_stores_the_json_it_got(
         schedule=Schedule(kind="at", at=await db_now(db)),
         action=Action(kind="fetch", url=target.url("/json")),
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     [execution] = await executions_of(db, job_id)
     assert execution["status"] == "SUCCEEDED"
@@ -287,9 +274,7 @@ async def test_a_fetch_without_url_uses_the_configured_quote_source(
         action=Action(kind="fetch"),
     )
     settings = settings_for(database_url, quote_url=target.url("/json"))
-    async with started(settings) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings)
 
     [request] = target.wait_for(1)
     assert request.method == "GET" and request.path == "/json"
@@ -311,9 +296,7 @@ async def test_redirects_fail_clearly_unless_the_job_follows_them(
         schedule=Schedule(kind="at", at=now),
         action=webhook(target.url("/redirect"), follow_redirects=True),
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     [failed] = await executions_of(db, plain)
     [succeeded] = await executions_of(db, following)
@@ -333,9 +316,7 @@ async def test_one_timeout_bounds_the_whole_attempt(
         timeout_seconds=0.5,
         max_retries=0,
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     [execution] = await executions_of(db, job_id)
     assert execution["status"] == "FAILED"
@@ -412,9 +393,7 @@ async def test_firing_and_claiming_announce_all_changes_in_one_notification(
     ]
     await db.execute("LISTEN tickwork_executions")
 
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     payloads = [n.payload async for n in db.notifies(timeout=1.0)]
     ids = {str((await executions_of(db, job))[0]["id"]) for job in jobs}
@@ -459,9 +438,7 @@ async def test_credentials_in_the_url_are_sent_as_basic_auth(
     await insert_job(
         db, schedule=Schedule(kind="at", at=await db_now(db)), action=webhook(url)
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     [request] = target.wait_for(1)
     # base64 of "hook@user:s3cret"
@@ -480,9 +457,7 @@ async def test_a_refused_connection_says_so_and_is_retried(
         schedule=Schedule(kind="at", at=await db_now(db)),
         action=webhook(f"http://127.0.0.1:{port}/hook"),
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     [execution] = await executions_of(db, job_id)
     assert execution["status"] == "RETRYING"
@@ -510,9 +485,7 @@ async def test_bodies_with_nul_bytes_and_bad_utf8_are_stored_safely(
     fine = await insert_job(
         db, schedule=Schedule(kind="at", at=now), action=webhook(target.url("/ok"))
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     [stored] = await executions_of(db, binary)
     assert stored["status"] == "SUCCEEDED"

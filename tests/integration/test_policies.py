@@ -12,6 +12,7 @@ from daemon.worker import Worker
 from shared.schedule import Schedule
 from tests.support.daemons import (
     database_name,
+    one_pass,
     settings_for,
     settle,
     started,
@@ -76,9 +77,7 @@ async def test_catch_up_none_runs_nothing_that_was_missed(
         action=webhook(target.url("/ok")),
         catch_up="NONE",
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     assert await statuses(db, job_id) == ["MISSED"]
     assert target.requests == []
@@ -95,13 +94,9 @@ async def test_forbid_skips_a_fire_time_while_the_previous_run_is_unfinished(
         action=webhook(target.url("/status/500")),
         max_retries=5,
     )
-    async with started(settings_for(database_url, retry_base_seconds=300)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url, retry_base_seconds=300))
     await shift_clock(db, database_name(database_url), "61 seconds")
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
 
     first, second = await executions_of(db, job_id)
     assert first["status"] == "RETRYING"
@@ -164,9 +159,7 @@ async def test_a_job_pauses_itself_after_failures_in_a_row(
     )
     for shift in ("0 seconds", "60 seconds", "120 seconds"):
         await shift_clock(db, database_name(database_url), shift)
-        async with started(settings_for(database_url)) as worker:
-            await worker.run_once()
-            await settle(worker)
+        await one_pass(settings_for(database_url))
 
     assert await statuses(db, job_id) == ["FAILED", "FAILED"]
     cur = await db.execute(
@@ -229,9 +222,7 @@ async def test_restarts_inside_a_missed_window_never_repeat_or_lose_a_fire_time(
     )
     for offset in ("0 minutes", "5 minutes", "8 minutes"):
         await shift_clock(db, database_name(database_url), offset)
-        async with started(settings_for(database_url)) as worker:
-            await worker.run_once()
-            await settle(worker)
+        await one_pass(settings_for(database_url))
 
     executions = await executions_of(db, job_id)
     timeline = [
@@ -264,9 +255,7 @@ async def test_jitter_holds_a_run_back_until_its_own_run_at(
         action=webhook(target.url("/ok")),
         jitter_seconds=600,
     )
-    async with started(settings_for(database_url)) as worker:
-        await worker.run_once()
-        await settle(worker)
+    await one_pass(settings_for(database_url))
     [execution] = await executions_of(db, job_id)
     assert execution["scheduled_for"] == now
     assert now <= execution["run_at"] <= now + timedelta(seconds=600)
@@ -274,8 +263,6 @@ async def test_jitter_holds_a_run_back_until_its_own_run_at(
     if execution["run_at"] > await db_now(db):
         assert execution["status"] == "PENDING"
         await shift_clock(db, database_name(database_url), "601 seconds")
-        async with started(settings_for(database_url)) as worker:
-            await worker.run_once()
-            await settle(worker)
+        await one_pass(settings_for(database_url))
     [execution] = await executions_of(db, job_id)
     assert execution["status"] == "SUCCEEDED"

@@ -26,7 +26,7 @@ from daemon.worker import Worker
 from shared.actions import Action
 from shared.http import PER_HOST_LIMIT, DeliveryError, HttpClient
 from shared.schedule import Schedule
-from tests.support.daemons import settings_for, settle, started, webhook
+from tests.support.daemons import one_pass, settings_for, settle, webhook
 from tests.support.hostile import (
     Hostile,
     StubResolver,
@@ -64,9 +64,7 @@ async def run_due(
     """One daemon claims what is due, performs it and writes the results."""
     settings = settings_for(database_url, **overrides)
     if http is None:
-        async with started(settings) as worker:
-            await worker.run_once()
-            await settle(worker)
+        await one_pass(settings)
         return
     async with _worker_with(settings, http) as worker:
         await worker.run_once()

@@ -36,6 +36,14 @@ async def started(settings: Settings) -> AsyncIterator[Worker]:
         await worker.pool.close()
 
 
+async def one_pass(settings: Settings) -> Worker:
+    """Start a daemon, fire and claim once, wait for those runs, and stop it."""
+    async with started(settings) as worker:
+        await worker.run_once()
+        await settle(worker)
+    return worker
+
+
 async def settle(worker: Worker) -> None:
     """Wait for every run in flight and write their results."""
     await asyncio.gather(*(run.task for run in list(worker.in_flight.values())))
