@@ -46,8 +46,7 @@ class Context(BaseContext):
         self.state = state
         self.sessions = state.sessions
         self.broadcaster = state.broadcaster
-        # What the caller may do: "read" or "write". Authentication sets it;
-        # until a caller is known, it is the least.
+        # What the caller may do: "read" or "write"; authentication sets it.
         self.scope: str = "write"
         # A WebSocket context lives as long as the connection, so its loaders
         # only batch and never cache: a cached row would go stale.
