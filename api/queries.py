@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -16,10 +17,12 @@ from api.types import (
     InvalidInput,
     Job,
     JobConnection,
+    JobState,
     SchedulePreview,
     SchedulePreviewResult,
 )
 from api.validation import parse_schedule
+from shared import models
 from shared.errors import InvalidInputError
 from shared.schedule import next_fire_time
 
@@ -34,10 +37,26 @@ class Query:
         info: strawberry.Info,
         first: int | None = 50,
         after: str | None = strawberry.UNSET,
+        name: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only jobs whose name contains this, ignoring case."
+            ),
+        ] = None,
+        state: Annotated[
+            JobState | None,
+            strawberry.argument(description="Only jobs in this state."),
+        ] = None,
     ) -> JobConnection:
         size, cursor = page_size(first, 50), parse_cursor(after)
         async with info.context.sessions() as session:
-            rows = await store.jobs_page(session, size, cursor)
+            rows = await store.jobs_page(
+                session,
+                size,
+                cursor,
+                name=name or None,
+                state=models.JobState(state) if state is not None else None,
+            )
         return JobConnection.from_rows(list(rows), size)
 
     @strawberry.field(description="One job, or null if no job has this id.")
@@ -64,7 +83,8 @@ class Query:
     async def daemons(self, info: strawberry.Info) -> list[Daemon]:
         async with info.context.sessions() as session:
             rows = await store.list_daemons(session)
-        return [Daemon.from_row(row) for row in rows]
+            in_flight = await store.runs_in_flight(session)
+        return [Daemon.from_row(row, in_flight.get(row.id, 0)) for row in rows]
 
     @strawberry.field(
         description="Check a schedule without saving it: its description and its "

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,10 +54,24 @@ async def get_job(
 
 
 async def jobs_page(
-    session: AsyncSession, size: int, after: Cursor | None
+    session: AsyncSession,
+    size: int,
+    after: Cursor | None,
+    *,
+    name: str | None = None,
+    state: JobState | None = None,
 ) -> Sequence[Job]:
-    """Up to ``size + 1`` jobs, newest first; the extra row says a next page exists."""
+    """Up to ``size + 1`` jobs, newest first; the extra row says a next page exists.
+
+    ``name`` keeps jobs whose name contains it, ignoring case; ``state`` keeps
+    jobs in that state.
+    """
     query = select(Job)
+    if name:
+        # autoescape: % and _ in the text match themselves, not anything.
+        query = query.where(col(Job.name).icontains(name, autoescape=True))
+    if state is not None:
+        query = query.where(col(Job.state) == state)
     if after is not None:
         query = query.where(
             sa.tuple_(col(Job.created_at), col(Job.id))
@@ -108,6 +123,36 @@ async def last_executions(
         )
     )
     return {row.job_id: row for row in (await session.exec(query)).all()}
+
+
+async def recent_runs(
+    session: AsyncSession, job_ids: Sequence[uuid.UUID], count: int
+) -> dict[uuid.UUID, list[Execution]]:
+    """Each job's ``count`` newest executions, newest first, in one query.
+
+    A LATERAL subquery per job walks ix_executions_job_history backwards, so a
+    job with a long history costs no more than one with a short one.
+    """
+    wanted = (
+        sa.func.unnest(sa.literal(list(job_ids), ARRAY(sa.Uuid)))
+        .table_valued("job_id")
+        .render_derived()
+    )
+    newest = (
+        select(Execution)
+        .where(col(Execution.job_id) == wanted.c.job_id)
+        .order_by(col(Execution.created_at).desc(), col(Execution.id).desc())
+        .limit(count)
+        .lateral("newest")
+    )
+    runs = aliased(Execution, newest)
+    query = select(runs).select_from(wanted).join(newest, sa.true())
+    grouped: dict[uuid.UUID, list[Execution]] = {}
+    for row in (await session.exec(query)).all():
+        grouped.setdefault(row.job_id, []).append(row)
+    for rows in grouped.values():
+        rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+    return grouped
 
 
 async def attempts_of(
@@ -270,3 +315,14 @@ async def delete_job(session: AsyncSession, job_id: uuid.UUID) -> bool:
 async def list_daemons(session: AsyncSession) -> Sequence[Daemon]:
     query = select(Daemon).order_by(col(Daemon.started_at).desc(), col(Daemon.id))
     return (await session.exec(query)).all()
+
+
+async def runs_in_flight(session: AsyncSession) -> dict[uuid.UUID, int]:
+    """How many RUNNING executions each daemon holds, for daemons holding any."""
+    query = (
+        select(col(Execution.daemon_id), sa.func.count())
+        .where(col(Execution.status) == ExecutionStatus.RUNNING)
+        .where(col(Execution.daemon_id).is_not(None))
+        .group_by(col(Execution.daemon_id))
+    )
+    return {daemon_id: count for daemon_id, count in (await session.exec(query)).all()}

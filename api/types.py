@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from api import store
@@ -336,6 +338,19 @@ class Job:
         row = await info.context.last_execution.load(self.row_id)
         return Execution.from_row(row) if row is not None else None
 
+    @strawberry.field(
+        description="Its newest executions (count: 0 to 50), newest first; read "
+        "for a whole page of jobs in one query, for a strip of recent results."
+    )
+    async def recent_runs(
+        self, info: strawberry.Info, count: int | None = 10
+    ) -> list[Execution]:
+        size = min(max(count or 0, 0), RECENT_RUNS_MAX)
+        if size == 0:
+            return []
+        rows = await _recent_runs_loader(info.context).load((self.row_id, size))
+        return [Execution.from_row(row) for row in rows]
+
     @strawberry.field(description="Its executions, newest first.")
     async def executions(
         self,
@@ -402,9 +417,13 @@ class Daemon:
     started_at: datetime = strawberry.field(description="When it started.")
     heartbeat_at: datetime = strawberry.field(description="Its latest heartbeat.")
     state: str = strawberry.field(description="RUNNING, STOPPED or DEAD.")
+    concurrency: int = strawberry.field(description="Runs it takes on at once.")
+    in_flight: int = strawberry.field(
+        description="Executions it is running now (status RUNNING, held by it)."
+    )
 
     @classmethod
-    def from_row(cls, row: models.Daemon) -> Daemon:
+    def from_row(cls, row: models.Daemon, in_flight: int = 0) -> Daemon:
         return cls(
             id=_id(row.id),
             hostname=row.hostname,
@@ -412,6 +431,8 @@ class Daemon:
             started_at=row.started_at,
             heartbeat_at=row.heartbeat_at,
             state=str(row.state),
+            concurrency=row.concurrency,
+            in_flight=in_flight,
         )
 
 
@@ -475,6 +496,36 @@ DeleteResult = Annotated[
     Deleted | NotFound,
     strawberry.union("DeleteResult", description="The deletion, or why not."),
 ]
+
+
+RECENT_RUNS_MAX = 50
+
+
+def _recent_runs_loader(context: Any) -> DataLoader[tuple[uuid.UUID, int], Any]:
+    """The context's batch loader of (job id, count) -> newest executions.
+
+    Made on first use and kept on the context, so every job of one response
+    shares it; it never caches, since a WebSocket context lives long.
+    """
+    loader = getattr(context, "recent_runs_loader", None)
+    if loader is not None:
+        return loader
+
+    async def load(keys: Sequence[tuple[uuid.UUID, int]]) -> list[Any]:
+        by_count: dict[int, list[uuid.UUID]] = {}
+        for job_id, count in keys:
+            by_count.setdefault(count, []).append(job_id)
+        found: dict[tuple[uuid.UUID, int], list[models.Execution]] = {}
+        async with context.sessions() as session:
+            for count, job_ids in by_count.items():
+                runs = await store.recent_runs(session, job_ids, count)
+                for job_id, rows in runs.items():
+                    found[(job_id, count)] = rows
+        return [found.get(key, []) for key in keys]
+
+    loader = DataLoader(load, cache=False)
+    context.recent_runs_loader = loader
+    return loader
 
 
 def _id(value: uuid.UUID | None) -> strawberry.ID | None:
