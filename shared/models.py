@@ -338,3 +338,69 @@ class Daemon(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
     heartbeat_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
     stopped_at: datetime | None = None
+
+
+class TokenScope(StrEnum):
+    """What an API token may do: READ queries and subscribes; WRITE also mutates."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token. Only the SHA-256 of the token is stored, never the token.
+
+    A revoked token keeps its row (``revoked_at`` set), so the audit trail can
+    still name it; a new token may then take its name.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        sa.CheckConstraint("scope IN ('read', 'write')", name="scope"),
+        sa.Index(
+            "ix_api_tokens_live_name",
+            "name",
+            unique=True,
+            postgresql_where=sa.text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str
+    # Hex SHA-256 of the whole token; what a request's token is looked up by.
+    token_hash: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
+    scope: TokenScope = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
+    # Recorded at most about once a minute per API process, not per request.
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who changed what: one row per change made through the API or the CLI.
+
+    No foreign keys: the trail outlives the jobs it names and the tokens that
+    acted.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "actor_kind IN ('token', 'bootstrap', 'open', 'cli')", name="actor_kind"
+        ),
+        sa.Index("ix_audit_events_page", "created_at", "id"),
+        sa.Index("ix_audit_events_job_page", "job_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    created_at: datetime | None = Field(default=None, sa_column_kwargs=_now_default())
+    # token: a stored token; bootstrap: TICKWORK_BOOTSTRAP_TOKEN; open: a caller
+    # of `tickwork up` without authentication; cli: the `tickwork` command.
+    actor_kind: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    # The token's name, or the kind itself for the others.
+    actor: str
+    token_id: uuid.UUID | None = None
+    # The mutation's name, such as pauseJob, or createToken / revokeToken.
+    action: str
+    job_id: uuid.UUID | None = None
+    detail: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
