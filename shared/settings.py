@@ -8,10 +8,11 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.actions import validate_url
+from shared.egress import EgressPolicy, ip_literal, parse_rules
 from shared.errors import InvalidInputError
 
 
@@ -126,6 +127,46 @@ class Settings(BaseSettings):
         description="Seconds between a daemon's looks for alerts to send (default 5).",
     )
 
+    # Egress: what runs may reach (shared/egress.py).
+    allow_private_targets: bool = Field(
+        False,
+        description="Let runs reach loopback, RFC 1918, CGNAT and unique local "
+        "addresses (default false). Link-local and metadata addresses stay refused.",
+    )
+    egress_allow: str | None = Field(
+        None,
+        description="Comma-separated host names (.example.com for a domain) and "
+        "CIDRs; when set, runs reach only these (default: none, no such limit).",
+    )
+    egress_deny: str | None = Field(
+        None,
+        description="Comma-separated host names and CIDRs runs never reach; wins "
+        "over TICKWORK_EGRESS_ALLOW (default: none).",
+    )
+    dns_servers: str | None = Field(
+        None,
+        description="Comma-separated DNS servers (ip or ip:port) the daemon asks "
+        "for run targets (default: none, the system resolver).",
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the certificate authorities runs trust, instead "
+        "of the bundled ones (default: none, certifi's bundle).",
+    )
+    client_cert: Path | None = Field(
+        None,
+        description="PEM client certificate runs present when a server asks "
+        "(default: none). TICKWORK_CLIENT_KEY holds its key, unless it is in here.",
+    )
+    client_key: Path | None = Field(
+        None, description="PEM key of TICKWORK_CLIENT_CERT (default: none)."
+    )
+    proxy_url: str | None = Field(
+        None,
+        description="HTTP proxy every run goes through, http://host:port "
+        "(default: none). Targets are still checked, resolved by the daemon.",
+    )
+
     @field_validator("alert_url")
     @classmethod
     def _check_alert_url(cls, value: str | None) -> str | None:
@@ -133,6 +174,41 @@ class Settings(BaseSettings):
             return None
         try:
             return validate_url(value, "TICKWORK_ALERT_URL")
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("egress_allow", "egress_deny")
+    @classmethod
+    def _check_egress_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
+        parse_rules(value, f"TICKWORK_{(info.field_name or '').upper()}")
+        return value
+
+    @field_validator("dns_servers")
+    @classmethod
+    def _check_dns_servers(cls, value: str | None) -> str | None:
+        for server in (value or "").split(","):
+            server = server.strip()
+            host, _, port = server.rpartition(":")
+            if not server or ip_literal(server) is not None:
+                continue
+            if not (port.isdigit() and ip_literal(host) is not None):
+                raise ValueError(f"{server!r} is not an ip or ip:port")
+        return value or None
+
+    @field_validator("ca_bundle", "client_cert", "client_key")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _check_proxy_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return validate_url(value, "TICKWORK_PROXY_URL")
         except InvalidInputError as exc:
             raise ValueError(str(exc)) from None
 
@@ -154,6 +230,18 @@ class Settings(BaseSettings):
     @property
     def development(self) -> bool:
         return self.env is Environment.DEVELOPMENT
+
+    def egress_policy(self) -> EgressPolicy:
+        """What runs may reach, from the egress settings."""
+        return EgressPolicy(
+            allow_private=self.allow_private_targets,
+            allow=parse_rules(self.egress_allow, "TICKWORK_EGRESS_ALLOW"),
+            deny=parse_rules(self.egress_deny, "TICKWORK_EGRESS_DENY"),
+        )
+
+    def nameservers(self) -> list[str]:
+        """TICKWORK_DNS_SERVERS as a list (empty: the system resolver)."""
+        return [s.strip() for s in (self.dns_servers or "").split(",") if s.strip()]
 
     def resolved_quote_url(self) -> str:
         return self.quote_url or f"http://127.0.0.1:{self.port}/quote"
