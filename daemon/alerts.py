@@ -16,20 +16,16 @@ Delivery is at least once. A daemon that stops between sending and recording
 leaves the alert to be sent again once its lease expires; every attempt of one
 alert carries the same ``webhook-id``, so a receiver can drop the copy.
 
-Alerts are signed as Standard Webhooks describe: ``webhook-signature`` is
-``v1,`` and the base64 HMAC-SHA256 of ``<webhook-id>.<webhook-timestamp>.<body>``
-under the key ``TICKWORK_ALERT_SECRET`` (with a ``whsec_`` prefix, the base64
-after it is the key; otherwise its UTF-8 bytes are). Without a secret, alerts
-are sent unsigned.
+Alerts are signed as Standard Webhooks describe (``shared/signing.py``), under
+the key ``TICKWORK_ALERT_SECRET`` (with a ``whsec_`` prefix, the base64 after it
+is the key; otherwise its UTF-8 bytes are). Without a secret, alerts are sent
+unsigned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -44,6 +40,7 @@ from psycopg_pool import AsyncConnectionPool
 from shared.http import DeliveryError, HttpClient, redact_url
 from shared.retry import retry_delay
 from shared.settings import Settings
+from shared.signing import signature_headers, signing_key
 
 logger = logging.getLogger(__name__)
 
@@ -119,23 +116,6 @@ class Claimed:
         return f"alert_{self.id}"
 
 
-def signing_key(secret: str) -> bytes:
-    """The HMAC key of an alert secret: base64 after ``whsec_``, else UTF-8.
-
-    Raises ValueError when a ``whsec_`` secret is not valid base64.
-    """
-    if secret.startswith("whsec_"):
-        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    return secret.encode()
-
-
-def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` value of one message (Standard Webhooks v1)."""
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
 class Alerter:
     """A daemon's alert sender: one pass every ``alert_poll_seconds``, or sooner
     when :meth:`wake` is called.
@@ -205,15 +185,11 @@ class Alerter:
         """POST one alert; returns None when it was accepted, else why not."""
         body = json.dumps(alert.payload, separators=(",", ":")).encode()
         timestamp = int(self.clock())
+        keys = [self.key] if self.key is not None else []
         headers = {
             "content-type": "application/json",
-            "webhook-id": alert.message_id,
-            "webhook-timestamp": str(timestamp),
+            **signature_headers(keys, alert.message_id, timestamp, body),
         }
-        if self.key is not None:
-            headers["webhook-signature"] = signature(
-                self.key, alert.message_id, timestamp, body
-            )
         try:
             response = await self.http.request(
                 "POST",

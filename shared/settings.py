@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.actions import validate_url
 from shared.egress import EgressPolicy, ip_literal, parse_rules
 from shared.errors import InvalidInputError
+from shared.secrets import SecretKeyError, parse_keys
+
+# A bootstrap token is a password that never expires: refuse short ones.
+MIN_BOOTSTRAP_TOKEN_LENGTH = 32
 
 
 class Environment(StrEnum):
@@ -21,10 +25,20 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class AuthMode(StrEnum):
+    ON = "on"
+    # Only `tickwork up` on a loopback address may run without authentication;
+    # the API refuses to start with it anywhere else (api/auth.py).
+    OFF = "off"
+
+
 class Settings(BaseSettings):
     """Every setting of both processes, read from ``TICKWORK_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="TICKWORK_", extra="ignore")
+    # Errors never repeat a value: it may be a key or a secret.
+    model_config = SettingsConfigDict(
+        env_prefix="TICKWORK_", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Environment = Field(
         Environment.PRODUCTION,
@@ -49,6 +63,18 @@ class Settings(BaseSettings):
         None,
         description="Quote source for fetch jobs without a URL. "
         "Default: the API's built-in /quote on 127.0.0.1:<port>.",
+    )
+
+    # Authentication (api/auth.py).
+    auth: AuthMode = Field(
+        AuthMode.ON,
+        description="on: every GraphQL call needs a token. off: callers on this "
+        "machine need none; set only by `tickwork up` on a loopback address.",
+    )
+    bootstrap_token: SecretStr | None = Field(
+        None,
+        description="A write token taken from the environment instead of the "
+        f"database, at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters. Default: none.",
     )
 
     # Daemon.
@@ -167,6 +193,14 @@ class Settings(BaseSettings):
         "(default: none). Targets are still checked, resolved by the daemon.",
     )
 
+    # Secrets (shared/secrets.py).
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet keys that encrypt job secrets at rest, comma-separated: "
+        "the first encrypts, all decrypt. Required in production; `tickwork up` "
+        "makes one in its data directory. Unset in development: no secrets.",
+    )
+
     @field_validator("alert_url")
     @classmethod
     def _check_alert_url(cls, value: str | None) -> str | None:
@@ -212,6 +246,19 @@ class Settings(BaseSettings):
         except InvalidInputError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("bootstrap_token")
+    @classmethod
+    def _check_bootstrap_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        token = value.get_secret_value()
+        if len(token) < MIN_BOOTSTRAP_TOKEN_LENGTH or token != token.strip():
+            raise ValueError(
+                f"must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters, "
+                "without surrounding spaces (`openssl rand -hex 32` makes one)"
+            )
+        return value
+
     @field_validator("alert_secret")
     @classmethod
     def _check_alert_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -225,6 +272,17 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "a whsec_ secret must be base64 after whsec_"
                 ) from None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            parse_keys(value.get_secret_value())
+        except SecretKeyError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @property
