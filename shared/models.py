@@ -152,6 +152,16 @@ class Job(SQLModel, table=True):
     keep_executions: int | None = None
     # Where this job's alerts go; None: the daemon's TICKWORK_ALERT_URL, if any.
     alert_url: str | None = None
+    # Fernet tokens (shared/secrets.py): the secret headers, and the signing
+    # secrets, current first. Never sent to a client.
+    secret_headers: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True), repr=False
+    )
+    signing_secrets: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True), repr=False
+    )
+    # Deliveries are also signed with the previous secret until then.
+    signing_previous_until: datetime | None = None
     # Pause the job after this many failed executions in a row; None: never.
     pause_after_failures: int | None = None
     consecutive_failures: int = Field(
