@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +35,31 @@ RESERVED_HEADERS = frozenset(
         "proxy-connection",
         "content-type",
         "idempotency-key",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
+
+# Headers that carry credentials by name, and words that mark one (X-Api-Key,
+# X-Auth-Token, X-Hub-Signature): they are kept encrypted and never shown, as
+# if the job had marked them secret.
+SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "apikey", "api-key"})
+SENSITIVE_WORDS = frozenset(
+    {
+        "auth",
+        "authorization",
+        "token",
+        "secret",
+        "key",
+        "apikey",
+        "password",
+        "passwd",
+        "session",
+        "cookie",
+        "signature",
+        "credential",
+        "credentials",
     }
 )
 
@@ -50,6 +77,32 @@ class Action(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     verify_tls: bool = True
     follow_redirects: bool = False
+    # The names of the secret headers; their values live encrypted in
+    # ``jobs.secret_headers``.
+    secret_headers: list[str] = Field(default_factory=list)
+    # The secret values given with this input, by name: never stored in
+    # ``jobs.action``. A name in ``secret_headers`` without a value here keeps
+    # the value the job has.
+    secrets: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @property
+    def kept_secrets(self) -> list[str]:
+        """The secret headers whose stored value this input keeps."""
+        return [name for name in self.secret_headers if name not in self.secrets]
+
+
+def is_sensitive_header(name: str) -> bool:
+    """Whether a header name says it carries a credential."""
+    lowered = name.lower()
+    words = re.split(r"[-_.]", lowered)
+    return lowered in SENSITIVE_HEADERS or any(w in SENSITIVE_WORDS for w in words)
+
+
+def split_sensitive(headers: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Headers as (plain, sensitive by name)."""
+    plain = {k: v for k, v in headers.items() if not is_sensitive_header(k)}
+    sensitive = {k: v for k, v in headers.items() if is_sensitive_header(k)}
+    return plain, sensitive
 
 
 def build_action(
@@ -63,6 +116,11 @@ def build_action(
 
     With neither ``webhook`` nor ``fetch``, a payload holding ``webhook_url`` or
     ``callback_url`` makes a webhook to that URL.
+
+    Secrets are set apart in ``Action.secrets``: the webhook's
+    ``secret_headers`` (a null value keeps the job's stored one), headers whose
+    name says they carry a credential, and ``user:password@`` in a URL, which
+    becomes the Basic ``Authorization`` header it would be sent as anyway.
     """
     if webhook is None and fetch is None and isinstance(payload, dict):
         for key in LEGACY_URL_KEYS:
@@ -79,24 +137,40 @@ def build_action(
         url_field = field if field.startswith("payload.") else f"{field}.webhook.url"
         errors: list[FieldError] = []
         url = _collect(errors, validate_url, webhook.get("url"), url_field)
-        headers = _collect(
-            errors, _headers, webhook.get("headers"), f"{field}.webhook.headers"
+        headers_field = f"{field}.webhook.headers"
+        secrets_field = f"{field}.webhook.secretHeaders"
+        headers = _collect(errors, _headers, webhook.get("headers"), headers_field)
+        marked = _collect(
+            errors, _secret_headers, webhook.get("secret_headers"), secrets_field
         )
         if errors:
             raise InvalidInputError(errors)
+        plain, sensitive = split_sensitive(headers)
+        named = {**sensitive, **marked}
+        _check_overlap(sensitive, marked, headers_field, secrets_field)
+        url, credentials = _take_credentials(url, named, url_field)
+        named.update(credentials)
         return Action(
             kind="webhook",
             url=url,
-            headers=headers,
+            headers=plain,
             verify_tls=webhook.get("verify_tls", True) is not False,
             follow_redirects=bool(webhook.get("follow_redirects", False)),
+            secret_headers=sorted(named, key=str.lower),
+            secrets={k: v for k, v in named.items() if v is not None},
         )
 
     raw_url = (fetch or {}).get("url")
     url = None
+    credentials: dict[str, str] = {}
     if raw_url is not None and raw_url.strip():
-        url = validate_url(raw_url, f"{field}.fetch.url")
-    return Action(kind="fetch", url=url)
+        url_field = f"{field}.fetch.url"
+        url, credentials = _take_credentials(
+            validate_url(raw_url, url_field), {}, url_field
+        )
+    return Action(
+        kind="fetch", url=url, secret_headers=sorted(credentials), secrets=credentials
+    )
 
 
 def validate_url(value: Any, field: str) -> str:
@@ -131,7 +205,8 @@ def _collect(errors: list[FieldError], check: Any, value: Any, field: str) -> An
         return None
 
 
-def _headers(value: Any, field: str) -> dict[str, str]:
+def _headers(value: Any, field: str, *, keeping: bool = False) -> dict[str, str | None]:
+    """Checked headers; with ``keeping``, a null value is allowed (kept)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -144,10 +219,50 @@ def _headers(value: Any, field: str) -> dict[str, str]:
             errors.append(
                 FieldError(f"{field}.{name}", "is set by Tickwork and cannot be given")
             )
+        elif header_value is None and keeping:
+            continue
         elif not isinstance(header_value, str) or any(
             ch in header_value for ch in "\r\n\x00"
         ):
+            # The message never repeats the value: it may be a secret.
             errors.append(FieldError(f"{field}.{name}", "must be a one-line string"))
     if errors:
         raise InvalidInputError(errors)
     return dict(value)
+
+
+def _secret_headers(value: Any, field: str) -> dict[str, str | None]:
+    return _headers(value, field, keeping=True)
+
+
+def _check_overlap(
+    sensitive: dict[str, Any], marked: dict[str, Any], headers: str, secrets: str
+) -> None:
+    """A header given both as a plain and a secret header is ambiguous."""
+    marked_names = {name.lower() for name in marked}
+    both = [name for name in sensitive if name.lower() in marked_names]
+    if both:
+        raise InvalidInputError(
+            [FieldError(f"{headers}.{name}", f"is also in {secrets}") for name in both]
+        )
+
+
+def _take_credentials(
+    url: str, secrets: dict[str, Any], field: str
+) -> tuple[str, dict[str, str]]:
+    """The URL without ``user:password@``, and the Basic Authorization header
+    those credentials make (empty when it has none)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    if any(name.lower() == "authorization" for name in secrets):
+        raise InvalidInputError.single(
+            field, "holds user:password@ and an Authorization header is given too"
+        )
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    basic = "Basic " + base64.b64encode(pair.encode()).decode()
+    return urlunsplit(parts._replace(netloc=netloc)), {"Authorization": basic}
