@@ -38,5 +38,11 @@ lint: install
 soak: install
 	$(BIN)/python -m tests.soak.run $(SOAK_ARGS)
 
+# Every benchmark scenario against an embedded PostgreSQL (about 20 minutes);
+# not in `test`. Options go in BENCH_ARGS, e.g. `make bench BENCH_ARGS="--quick"`
+# or `BENCH_ARGS="--only throughput"`.
+bench: install
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) web/node_modules web/dist test-output

@@ -1,0 +1,110 @@
+"""Throughput: many runs due at once, each a webhook POST to a fast local sink.
+
+The jobs are hourly interval jobs all due now, written in one transaction with
+a wake-up notification, while the daemons already wait. The rate counts from
+that commit until the database shows every execution ``SUCCEEDED``, as the
+peers' benchmarks count from their worker's start until every job is stored
+as done. Statements (pg_stat_statements) and transactions (pg_stat_database)
+are counted over the same stretch, daemons' heartbeats included.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.bench.harness import (
+    Counters,
+    Figure,
+    Session,
+    db_now,
+    insert_jobs,
+    interval_schedule,
+    sink,
+    tickwork,
+    wait_until,
+    webhook_action,
+)
+
+# One sink is one host: the per-host limit must not be what is measured.
+SETTINGS = {"concurrency": "64", "per_host_concurrency": "64"}
+
+
+def run(session: Session) -> dict[str, Any]:
+    runs = 2000 if session.quick else 20_000
+    figures: dict[str, Any] = {"runs": runs, "settings": SETTINGS}
+    for daemons in (1, 2):
+        rate, statements, transactions = Figure(), Figure(), Figure()
+        for rep in range(session.reps):
+            result = _once(session, daemons, runs, rep)
+            rate.add(result["per_s"])
+            transactions.add(result["transactions"] / runs)
+            if "statements" in result:
+                statements.add(result["statements"] / runs)
+        figures[f"{daemons}_daemons"] = {
+            "per_s": rate.as_json(),
+            "statements_per_execution": statements.as_json(),
+            "transactions_per_execution": transactions.as_json(),
+        }
+    figures["counted_with"] = (
+        "pg_stat_statements" if session.server.stat_statements else "pg_stat_database"
+    )
+    return figures
+
+
+def _once(session: Session, daemons: int, runs: int, rep: int) -> dict[str, Any]:
+    name = f"bench_throughput_{daemons}_{rep}"
+    url = session.server.create_database(name)
+    log_dir = session.log_dir(name)
+    with (
+        sink() as receiver,
+        tickwork(url, log_dir, **SETTINGS) as processes,
+        session.server.connect(name) as conn,
+    ):
+        for _ in range(daemons):
+            processes.start("daemon")
+        registered = wait_until(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM daemons WHERE state = 'RUNNING'"
+                ).fetchone()[0]
+                == daemons
+            ),
+            timeout=30,
+        )
+        if not registered:
+            raise RuntimeError(f"daemons did not start; see {log_dir}")
+        time.sleep(1)  # their LISTEN connections open right after registering
+        counters = Counters(session.server, name)
+        counters.reset()
+
+        now = db_now(conn)
+        action = webhook_action(receiver.url())
+        with conn.transaction():
+            insert_jobs(
+                conn,
+                [interval_schedule(3600, now)] * runs,
+                [action] * runs,
+                [now] * runs,
+            )
+            conn.execute("NOTIFY tickwork_wakeup")
+        started = time.time()
+
+        def all_done() -> bool:
+            (done,) = conn.execute(
+                "SELECT count(*) FROM executions WHERE status = 'SUCCEEDED'"
+            ).fetchone()
+            return done >= runs
+
+        finished = wait_until(all_done, timeout=600, interval=0.02)
+        ended = time.time()
+        if not finished:
+            raise RuntimeError(f"{runs} runs did not finish; see {log_dir}")
+        counts = counters.delta()
+        received = receiver.count()
+    session.server.drop_database(name)
+    return {
+        "per_s": runs / (ended - started),
+        "received": received,
+        **counts,
+    }
