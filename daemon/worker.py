@@ -141,8 +141,9 @@ class Worker:
             # backoff grows without a cap and would delay the recovery.
             reconnect_timeout=POOL_TIMEOUT_SECONDS,
         )
-        self.http = http or HttpClient(
-            transport=settings.http_transport,  # type: ignore[arg-type]
+        # The client checks every target against the egress settings.
+        self.http = http or HttpClient.from_settings(
+            settings,
             max_connections=max(settings.concurrency, 16),
             per_host=settings.per_host_concurrency,
         )

@@ -92,6 +92,7 @@ def _up() -> int:
     settings = get_settings()
     env = dict(os.environ)
     env.setdefault("TICKWORK_ENV", "development")
+    env.setdefault("TICKWORK_ALLOW_PRIVATE_TARGETS", "true")  # local hooks, /quote
     embedded = None
     url = settings.database_url
     if not url:

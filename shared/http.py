@@ -17,15 +17,26 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
+from shared.egress import (
+    CheckingBackend,
+    CheckingResolver,
+    EgressPolicy,
+    EgressRefused,
+    ip_literal,
+    make_resolver,
+)
 from shared.errors import TickworkError
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
+
+    from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +78,45 @@ class HttpResponse:
 PER_HOST_LIMIT = 16
 
 
+@dataclass(frozen=True)
+class Tls:
+    """How a client presents itself and whom it trusts, for every run's request.
+
+    ``ca_bundle`` replaces the bundled certificate authorities (certifi's);
+    ``client_cert`` (and ``client_key``, unless the key is in the same file) is
+    presented to servers that ask for a client certificate.
+    """
+
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+
+# One connection pool per way of checking the server: whether to verify, and the
+# job's own certificate authorities (PEM text) when it has some.
+TlsKey = tuple[bool, str | None]
+
+# Why a refused target is not retried.
+EGRESS_PERMANENT = "the egress policy refuses this target"
+
+
 class HttpClient:
     """A long-lived client; one per process, shared by every run.
 
     ``max_connections`` bounds the connections of the whole client and
     ``per_host`` the requests in flight to one origin (default
     :data:`PER_HOST_LIMIT`); a request waiting for a slot of its origin spends
-    its own time limit waiting. ``resolver`` replaces DNS lookups (aiohttp
-    transport only), and ``ssl_context`` the trust store that verifies servers
-    (default: httpx's, from certifi); both exist so tests can fake a name that
-    does not resolve or a certificate authority of their own.
+    its own time limit waiting.
+
+    ``egress`` says which addresses requests may reach (default: no private
+    ones); every address a request connects to is checked, on both transports
+    and at every redirect hop, and the connection goes to the address checked.
+    ``resolver`` replaces DNS lookups (default: the system's, or c-ares asking
+    ``nameservers``). ``proxy`` sends every request through an HTTP proxy; the
+    target is then resolved and checked here before the request, and the proxy
+    looks it up again itself. ``tls`` adds trusted authorities and a client
+    certificate; ``ssl_context`` replaces the trust store outright (tests use
+    it for a certificate authority of their own).
     """
 
     def __init__(
@@ -85,68 +125,145 @@ class HttpClient:
         transport: Transport = "aiohttp",
         max_connections: int = 256,
         per_host: int = PER_HOST_LIMIT,
+        egress: EgressPolicy | None = None,
         resolver: AbstractResolver | None = None,
+        nameservers: list[str] | None = None,
+        proxy: str | None = None,
+        tls: Tls | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
-        if resolver is not None and transport != "aiohttp":
-            raise ValueError("a resolver needs the aiohttp transport")
         self._transport_name = transport
         self._limits = httpx.Limits(
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             keepalive_expiry=30,
         )
-        self._resolver = resolver
+        self.egress = egress or EgressPolicy()
+        self._given_resolver = resolver
+        self._nameservers = nameservers
+        self._resolver: CheckingResolver | None = None
+        self._proxy = proxy
+        self._tls = tls or Tls()
         self._ssl_context = ssl_context
         self._slots = _OriginSlots(per_host)
-        # TLS verification is a property of the connection pool, so targets that
-        # opt out of it get a client of their own.
-        self._clients: dict[bool, httpx.AsyncClient] = {}
+        if self._tls != Tls():
+            # A CA bundle or client certificate that cannot be loaded stops the
+            # daemon at start, rather than failing every run.
+            self._make_ssl_context(True, None)
+        # TLS settings belong to a connection pool, so targets that opt out of
+        # verification, or bring their own authorities, get a client of their own.
+        self._clients: dict[TlsKey, httpx.AsyncClient] = {}
 
-    def _client(self, verify_tls: bool) -> httpx.AsyncClient:
-        client = self._clients.get(verify_tls)
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> HttpClient:
+        """The client a daemon's runs use, configured by its settings."""
+        return cls(
+            transport=settings.http_transport,  # type: ignore[arg-type]
+            egress=settings.egress_policy(),
+            nameservers=settings.nameservers() or None,
+            proxy=settings.proxy_url,
+            tls=Tls(settings.ca_bundle, settings.client_cert, settings.client_key),
+            **options,
+        )
+
+    def _checking_resolver(self) -> CheckingResolver:
+        # Made on first use: the c-ares resolver wants the running event loop.
+        if self._resolver is None:
+            inner = self._given_resolver or make_resolver(self._nameservers)
+            self._resolver = CheckingResolver(inner, self.egress)
+        return self._resolver
+
+    def _client(self, key: TlsKey, method: str, url: str) -> httpx.AsyncClient:
+        client = self._clients.get(key)
         if client is None:
+            try:
+                context = self._make_ssl_context(*key)
+            except (ssl.SSLError, ValueError, OSError) as exc:
+                raise DeliveryError(
+                    f"{method} {redact_url(url)}: TLS settings unusable: {exc}",
+                    permanent="the CA bundle or client certificate is unusable",
+                ) from exc
             client = httpx.AsyncClient(
-                transport=self._make_transport(verify_tls),
+                transport=self._make_transport(context),
                 headers={"user-agent": USER_AGENT, "accept-encoding": "identity"},
                 follow_redirects=False,
                 trust_env=False,
+                event_hooks={"request": [self._check_request]},
             )
-            self._clients[verify_tls] = client
+            self._clients[key] = client
         return client
 
-    def _make_transport(self, verify_tls: bool) -> httpx.AsyncBaseTransport:
-        verify: ssl.SSLContext | bool = verify_tls
-        if verify_tls and self._ssl_context is not None:
-            verify = self._ssl_context
+    def _make_ssl_context(self, verify: bool, ca_pem: str | None) -> ssl.SSLContext:
+        if not verify:
+            context = httpx.create_ssl_context(verify=False, trust_env=False)
+        elif ca_pem is not None:
+            context = ssl.create_default_context(cadata=ca_pem)
+        elif self._ssl_context is not None:
+            return self._ssl_context
+        elif self._tls.ca_bundle is not None:
+            context = ssl.create_default_context(cafile=self._tls.ca_bundle)
+        else:
+            context = httpx.create_ssl_context(trust_env=False)
+        if self._tls.client_cert is not None:
+            context.load_cert_chain(self._tls.client_cert, self._tls.client_key)
+        return context
+
+    def _make_transport(self, context: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+        proxy = httpx.Proxy(self._proxy) if self._proxy else None
         if self._transport_name == "aiohttp":
-            return self._aiohttp_transport(verify)
-        return httpx.AsyncHTTPTransport(
-            verify=verify, limits=self._limits, trust_env=False
+            return self._aiohttp_transport(context, proxy)
+        transport = httpx.AsyncHTTPTransport(
+            verify=context, limits=self._limits, trust_env=False, proxy=proxy
         )
+        if proxy is None:
+            # httpx offers no way to choose the addresses it connects to, so the
+            # pool's network backend is replaced by one that connects only to
+            # checked addresses. With a proxy, the connection goes to the proxy
+            # and the target is checked before the request instead.
+            pool = transport._pool
+            if not hasattr(pool, "_network_backend"):
+                raise RuntimeError(
+                    "this httpx cannot check egress; use TICKWORK_HTTP_TRANSPORT="
+                    "aiohttp"
+                )
+            pool._network_backend = CheckingBackend(self._checking_resolver())
+        return transport
 
     def _aiohttp_transport(
-        self, verify: ssl.SSLContext | bool
+        self, context: ssl.SSLContext, proxy: httpx.Proxy | None
     ) -> httpx.AsyncBaseTransport:
         import aiohttp
         from httpx_aiohttp import AiohttpTransport
 
-        context = httpx.create_ssl_context(verify=verify, trust_env=False)
-
         # The session is made on first use, inside the running event loop,
         # which is where aiohttp wants it made.
         def session() -> aiohttp.ClientSession:
+            # Through a proxy the connector only ever resolves the proxy, which
+            # the operator chose; targets are checked before each request.
+            resolver = self._checking_resolver()
             connector = aiohttp.TCPConnector(
                 limit=self._limits.max_connections or 0,
                 keepalive_timeout=self._limits.keepalive_expiry,
                 ssl=context,
-                resolver=self._resolver,
+                resolver=resolver.inner if proxy is not None else resolver,
             )
             return aiohttp.ClientSession(connector=connector, trust_env=False)
 
-        return AiohttpTransport(client=session, trust_env=False)
+        return AiohttpTransport(client=session, trust_env=False, proxy=proxy)
+
+    async def _check_request(self, request: httpx.Request) -> None:
+        """Check the target of each request, redirect hops included, before any
+        connection. Names are checked again, answer by answer, where they are
+        resolved for the connection; IP literals never reach a resolver."""
+        host = request.url.host
+        self.egress.check_name(host)
+        if ip_literal(host) is not None:
+            self.egress.check(host, host)
+        elif self._proxy is not None:
+            port = request.url.port or _DEFAULT_PORTS.get(request.url.scheme, 0)
+            await self._checking_resolver().resolve(host, port, socket.AF_UNSPEC)
 
     async def request(
         self,
@@ -157,6 +274,7 @@ class HttpClient:
         headers: dict[str, str] | None = None,
         content: bytes | None = None,
         verify_tls: bool = True,
+        ca_bundle: str | None = None,
         follow_redirects: bool = False,
         max_body: int = 64 * 1024,
     ) -> HttpResponse:
@@ -164,9 +282,12 @@ class HttpClient:
 
         Raises DeliveryError when no response arrives within ``time_limit`` seconds
         (waiting for a slot of the target's origin included) or the connection
-        fails; any HTTP status is a response, not an error.
+        fails; any HTTP status is a response, not an error. ``ca_bundle`` (PEM
+        text) replaces the trusted authorities for this request.
         """
-        client = self._client(verify_tls)
+        client = self._client(
+            (verify_tls, ca_bundle if verify_tls else None), method, url
+        )
         # Per-phase timeouts guard each step; the deadline below bounds the sum.
         phase = httpx.Timeout(time_limit)
         # Credentials in the URL become a Basic Authorization header once, here,
@@ -211,6 +332,9 @@ class HttpClient:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
 
 class _OriginSlots:
@@ -351,6 +475,9 @@ _CAUSES: tuple[Cause, ...] = (
 def _describe(exc: BaseException) -> tuple[str, str | None]:
     """What went wrong, and why a retry cannot help (None when it may)."""
     chain = _chain(exc)
+    for link in chain:
+        if isinstance(link, EgressRefused):
+            return str(link), EGRESS_PERMANENT
     for kind, meaning, permanent in _aiohttp_causes() + _CAUSES:
         for link in chain:
             if isinstance(link, kind):

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from shared.egress import EgressPolicy
 from shared.http import HttpClient
 
 SINK = """
@@ -43,6 +44,7 @@ async def measure(transport: str, url: str, total: int, concurrency: int) -> flo
         transport=transport,  # type: ignore[arg-type]
         max_connections=concurrency,
         per_host=concurrency,  # one sink: the per-host limit would cap the test
+        egress=EgressPolicy.permissive(),  # the sink is on loopback
     )
     body = b'{"job_id":"x","payload":{"n":1}}'
     queue: asyncio.Queue[int] = asyncio.Queue()

@@ -12,6 +12,7 @@ from daemon.delivery import perform
 from daemon.queue import Claim, Outcome
 from daemon.worker import Worker
 from shared.actions import Action
+from shared.egress import EgressPolicy
 from shared.http import HttpClient
 from shared.schedule import Schedule
 from tests.support.daemons import (
@@ -200,7 +201,7 @@ async def test_concurrent_daemons_never_claim_the_same_run(
     settings = settings_for(database_url, concurrency=200, claim_batch=40)
     # Runs wait at a gate, so every claim stays visible until all are made.
     gate = asyncio.Event()
-    http = HttpClient()
+    http = HttpClient(egress=EgressPolicy.permissive())
 
     async def gated(claim: Claim) -> Outcome:
         await gate.wait()

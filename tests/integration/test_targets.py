@@ -24,6 +24,7 @@ import trustme
 
 from daemon.worker import Worker
 from shared.actions import Action
+from shared.egress import EgressPolicy
 from shared.http import PER_HOST_LIMIT, DeliveryError, HttpClient
 from shared.schedule import Schedule
 from tests.support.daemons import one_pass, settings_for, settle, webhook
@@ -41,6 +42,8 @@ from tests.support.jobs import attempts_of, db_now, executions_of, insert_job
 # the result and a loaded CI machine.
 SLACK = timedelta(seconds=1)
 MiB = 1024 * 1024
+# Every target here is on loopback.
+LOCAL = EgressPolicy.permissive()
 
 
 @pytest.fixture
@@ -289,7 +292,8 @@ async def test_expired_and_wrong_host_certificates_fail_at_once_saying_which(
                 ("wrong host", wrong_host),
             ]
         }
-        await run_due(database_url, http=HttpClient(ssl_context=client_context(ca)))
+        client = HttpClient(egress=LOCAL, ssl_context=client_context(ca))
+        await run_due(database_url, http=client)
 
     assert (await only_execution(db, jobs["valid"]))["status"] == "SUCCEEDED"
     for name, reason in [("expired", "expired"), ("wrong host", "mismatch")]:
@@ -312,7 +316,7 @@ async def test_a_host_name_that_does_not_resolve_is_retried(
     known = await one_off(db, webhook(f"http://hooks.test:{hostile.port}/ok"))
     unknown = await one_off(db, webhook("http://nowhere.test/hook"))
 
-    await run_due(database_url, http=HttpClient(resolver=resolver))
+    await run_due(database_url, http=HttpClient(egress=LOCAL, resolver=resolver))
 
     assert (await only_execution(db, known))["status"] == "SUCCEEDED"
     failed = await only_execution(db, unknown)
@@ -406,7 +410,7 @@ async def test_waiting_for_a_host_slot_counts_against_the_requests_deadline(
 ) -> None:
     """With one slot per host held by a 3 s request, a second request with a
     0.5 s limit gives up after 0.5 s, saying it was waiting for a slot."""
-    client = HttpClient(per_host=1)
+    client = HttpClient(egress=LOCAL, per_host=1)
     try:
         holder = asyncio.create_task(
             client.request("GET", hostile.url("/slow/3"), time_limit=10)

@@ -20,6 +20,8 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
         "retry_max_seconds": 5,
         "heartbeat_seconds": 60,
         "concurrency": 16,
+        # Test targets listen on loopback.
+        "allow_private_targets": True,
         **overrides,
     }
     return Settings(**values)

@@ -32,6 +32,7 @@ class Tickwork:
             "TICKWORK_DATABASE_URL": database_url,
             "TICKWORK_PORT": str(self.port),
             "TICKWORK_ENV": "development",
+            "TICKWORK_ALLOW_PRIVATE_TARGETS": "true",
             "TICKWORK_LEASE_SECONDS": "5",
             "TICKWORK_HEARTBEAT_SECONDS": "1",
             "TICKWORK_SHUTDOWN_GRACE_SECONDS": "2",
