@@ -15,8 +15,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
+from api import session
+from api.auth import Authenticator, AuthRefused, auth_is_open, refused_response
 from api.broadcaster import Broadcaster
 from api.context import ApiState
+from api.limits import MAX_BODY_BYTES, BodyLimit
 from api.quotes import random_quote
 from api.router import create_router
 from shared.db import create_engine, session_factory
@@ -44,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not settings.database_url:
         raise ValueError("TICKWORK_DATABASE_URL is not set")
     database_url = settings.database_url
+    # Refuses TICKWORK_AUTH=off where it is unsafe, before anything starts.
+    auth_is_open(settings)
     metrics = ApiMetrics()
 
     @asynccontextmanager
@@ -58,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions = session_factory(engine)
         broadcaster = Broadcaster(database_url, sessions)
         metrics.count_subscribers(lambda: broadcaster.subscriber_count)
-        app.state.tickwork = ApiState(settings, engine, sessions, broadcaster)
+        auth = Authenticator(settings, sessions)
+        app.state.tickwork = ApiState(settings, engine, sessions, broadcaster, auth)
+        await auth.log_start()
         broadcaster.start()
         try:
             yield
@@ -76,7 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = metrics
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimit, path="/graphql", max_bytes=MAX_BODY_BYTES)
     app.include_router(create_router(development=settings.development))
+    app.include_router(session.router)
+    # Requests to /graphql refused before GraphQL runs: no or bad credentials.
+    app.add_exception_handler(AuthRefused, refused_response)
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/readyz", readyz, methods=["GET"])
     app.add_api_route("/quote", quote, methods=["GET"])

@@ -38,16 +38,21 @@ class Cursor:
             ) from exc
 
 
-def page_size(first: int | None, default: int) -> int:
-    """``first`` capped at MAX_PAGE; a negative one is an error."""
+def page_size(first: int | None, default: int, argument: str = "first") -> int:
+    """``first``, or ``default`` when it is left out.
+
+    Above MAX_PAGE is an error, not a shorter page: a client that asked for
+    more than it may have learns the limit at once, instead of taking a clamped
+    page for all there is or paging on without knowing why pages are short.
+    """
     if first is None:
         return default
-    if first < 0:
+    if not 0 <= first <= MAX_PAGE:
         raise GraphQLError(
-            "first: must be 0 or more",
-            extensions={"code": "BAD_USER_INPUT", "field": "first"},
+            f"{argument}: must be 0 to {MAX_PAGE} (the page size limit)",
+            extensions={"code": "BAD_USER_INPUT", "field": argument},
         )
-    return min(first, MAX_PAGE)
+    return first
 
 
 def parse_cursor(after: str | None) -> Cursor | None:

@@ -25,7 +25,9 @@ from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api.auth import Authorization
 from api.context import is_lost_connection
+from api.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from api.mutations import Mutation
 from api.queries import Query
 from api.subscriptions import Subscription
@@ -41,15 +43,17 @@ UNAVAILABLE_CODE = "DATABASE_UNAVAILABLE"
 def create_schema(*, development: bool) -> strawberry.Schema:
     """The schema; production hides introspection, suggestions and internal errors."""
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=10),
-        lambda: MaxAliasesLimiter(max_alias_count=15),
-        lambda: MaxTokensLimiter(max_token_count=2000),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
     ]
     if not development:
         extensions += [
             DisableIntrospection,
             lambda: MaskErrors(should_mask_error=should_mask_error),
         ]
+    # Every operation needs a caller, and a mutation a write token.
+    extensions.append(Authorization)
     # Last, so that its results pass through it before any other extension.
     extensions.append(DatabaseUnavailable)
     return TickworkSchema(
@@ -62,18 +66,37 @@ def create_schema(*, development: bool) -> strawberry.Schema:
 
 
 class TickworkSchema(strawberry.Schema):
-    """Logs a lost database as one line per operation, not a traceback per field."""
+    """Logs each error by what it means, not every one as a crash.
+
+    Strawberry logs every error at ERROR with a traceback. Only unexpected
+    errors deserve that; a lost database is one WARNING line per operation, and
+    an error the client caused (a malformed query, a limit, a bad cursor) one
+    INFO line, since the client was told and nothing here is broken.
+    """
 
     def process_errors(
         self,
         errors: list[GraphQLError],
         execution_context: ExecutionContext | None = None,
     ) -> None:
-        unexpected = [e for e in errors if not is_database_unavailable(e)]
-        if len(unexpected) < len(errors):
-            operation = execution_context.operation_name if execution_context else None
+        operation = execution_context.operation_name if execution_context else None
+        unexpected = []
+        lost = False
+        for error in errors:
+            if is_database_unavailable(error):
+                lost = True
+            elif is_expected(error):
+                logger.info(
+                    "graphql: request refused: operation=%s error=%s",
+                    operation,
+                    error.message,
+                )
+            else:
+                unexpected.append(error)
+        if lost:
             logger.warning("graphql: database unavailable: operation=%s", operation)
-        super().process_errors(unexpected, execution_context)
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
 
 
 class DatabaseUnavailable(SchemaExtension):
@@ -125,18 +148,22 @@ def is_database_unavailable(error: GraphQLError) -> bool:
 def should_mask_error(error: GraphQLError) -> bool:
     """Hide errors that nobody raised on purpose.
 
-    Kept visible: errors about the request itself (parsing, validation), GraphQL
-    errors raised with extensions (such as a bad cursor), Tickwork's own, and a
-    lost database (which :class:`DatabaseUnavailable` words the same everywhere).
+    Kept visible: the expected errors (see :func:`is_expected`) and a lost
+    database (which :class:`DatabaseUnavailable` words the same everywhere).
+    """
+    return not is_expected(error) and not is_database_unavailable(error)
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """Whether ``error`` was raised on purpose, with a message meant for clients.
+
+    These are errors about the request itself (parsing, validation, the
+    limits, variables of the wrong type), GraphQL errors raised in resolvers
+    (such as a bad cursor), and Tickwork's own. Anything else that escaped a
+    resolver is a fault of ours, whatever its message says.
     """
     original = error.original_error
-    if original is None:
-        return False
-    if isinstance(original, GraphQLError) and original.extensions:
-        return False
-    if is_database_unavailable(error):
-        return False
-    return not isinstance(original, TickworkError)
+    return original is None or isinstance(original, GraphQLError | TickworkError)
 
 
 def sdl() -> str:

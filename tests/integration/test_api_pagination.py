@@ -98,14 +98,31 @@ def test_walking_a_jobs_executions_sees_each_once_newest_first(
     assert seen == newest_first
 
 
-def test_page_size_is_capped_at_200(database_url: str) -> None:
-    """first above 200 returns 200 jobs and says there are more."""
+def test_a_page_of_200_is_served_and_one_more_is_refused(database_url: str) -> None:
+    """first: 200 returns 200 jobs; first: 201 is an error naming `first` and the
+    limit, on the top-level connection and on a job's executions alike."""
     _insert_jobs(database_url, 205)
     with api_client(database_url) as client:
-        data = graphql(client, JOBS_PAGE, {"first": 500})
+        data = graphql(client, JOBS_PAGE, {"first": 200})
+        jobs = client.post(
+            "/graphql", json={"query": JOBS_PAGE, "variables": {"first": 201}}
+        ).json()
+        job_id = data["jobs"]["edges"][0]["node"]["id"]
+        executions = client.post(
+            "/graphql",
+            json={
+                "query": JOB_EXECUTIONS,
+                "variables": {"id": job_id, "first": 1000},
+            },
+        ).json()
 
     assert len(data["jobs"]["edges"]) == 200
     assert data["jobs"]["pageInfo"]["hasNextPage"] is True
+    for body in (jobs, executions):
+        assert body["errors"][0]["message"] == (
+            "first: must be 0 to 200 (the page size limit)"
+        )
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 def test_a_negative_page_size_is_a_readable_error(database_url: str) -> None:
@@ -115,7 +132,9 @@ def test_a_negative_page_size_is_a_readable_error(database_url: str) -> None:
             "/graphql", json={"query": JOBS_PAGE, "variables": {"first": -3}}
         ).json()
 
-    assert body["errors"][0]["message"] == "first: must be 0 or more"
+    assert body["errors"][0]["message"] == (
+        "first: must be 0 to 200 (the page size limit)"
+    )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
