@@ -1,6 +1,7 @@
 // The Tickwork page: wires the jobs table, the new-job form and the live
 // connection together. Nothing here reloads the page.
 
+import { Daemons } from "./daemons.js";
 import {
   ApiError,
   CANCEL_EXECUTION,
@@ -13,17 +14,30 @@ import {
   PAUSE_JOB,
   PREVIEW_SCHEDULE,
   RESUME_JOB,
+  RETRY_EXECUTION,
   TRIGGER_JOB,
+  UPDATE_JOB,
   isOlderServer,
+  readSession,
   request,
+  signIn,
+  signOut,
+  whenUnauthenticated,
 } from "./graphql.js";
 import { JobForm } from "./job-form.js";
 import { JobHistory } from "./job-history.js";
 import { FINAL_STATUSES, JobsTable } from "./jobs-table.js";
 import { startLiveUpdates } from "./live.js";
 
-// Stop following pages here: a list this long wants a search, not a table.
+// Jobs read per page; the server filters and pages, so 10,000 jobs cost no
+// more to show than 50.
+const PAGE_SIZE = 50;
+
+// A refresh re-reads at most this many pages: what the user opened so far.
 const MAX_PAGES = 20;
+
+// Wait this long after the last keystroke in the name filter.
+const FILTER_DEBOUNCE_MS = 250;
 
 // Successes fade after this long; failures stay until the next message.
 const NOTICE_MS = 8000;
@@ -63,12 +77,21 @@ function setListStatus(text) {
   status.hidden = !text;
 }
 
-function setLive(state) {
+function setLive(state, text = LIVE_LABELS[state]) {
   const indicator = byId("live");
-  if (indicator.dataset.state !== state) {
+  if (indicator.dataset.state !== state || indicator.textContent !== text) {
     indicator.dataset.state = state;
-    indicator.textContent = LIVE_LABELS[state];
+    indicator.textContent = text;
   }
+}
+
+/** The socket dropped: say so, and when the next try is, if known. */
+function showDisconnected(waitMs) {
+  const text =
+    waitMs == null
+      ? "disconnected — reconnecting…"
+      : `disconnected — reconnecting in ${Math.max(1, Math.round(waitMs / 1000))} s`;
+  setLive("reconnecting", text);
 }
 
 const table = new JobsTable({
@@ -77,18 +100,48 @@ const table = new JobsTable({
   onAction: runAction,
 });
 
-async function readAllJobs() {
+// How many pages the user has asked for ("Show more jobs"), and whether the
+// server has more after them.
+let pagesShown = 1;
+let hasMore = false;
+
+function currentFilters() {
+  const form = byId("filters");
+  const name = form.elements.name.value.trim();
+  const state = form.elements.state.value;
+  return { name: name || null, state: state || null };
+}
+
+/** The jobs of the pages shown so far, under the current filters. */
+async function readShownJobs() {
   const jobs = [];
+  const filters = currentFilters();
   let after = null;
-  for (let page = 0; page < MAX_PAGES; page += 1) {
-    const { jobs: connection } = await request(JOBS, { after });
+  hasMore = false;
+  for (let page = 0; page < Math.min(pagesShown, MAX_PAGES); page += 1) {
+    const { jobs: connection } = await request(JOBS, {
+      ...filters,
+      first: PAGE_SIZE,
+      after,
+    });
     jobs.push(...connection.edges.map((edge) => edge.node));
-    if (!connection.pageInfo.hasNextPage) {
+    hasMore = connection.pageInfo.hasNextPage;
+    if (!hasMore) {
       break;
     }
     after = connection.pageInfo.endCursor;
   }
   return jobs;
+}
+
+function showCount(count) {
+  const filtered = Object.values(currentFilters()).some(Boolean);
+  const noun = count === 1 ? "job" : "jobs";
+  const more = hasMore ? " (more on request)" : "";
+  byId("jobs-count").textContent = filtered
+    ? `${count} matching ${noun} shown${more}`
+    : `${count} ${noun} shown${more}`;
+  byId("load-more").hidden = !hasMore || pagesShown >= MAX_PAGES;
 }
 
 // Reads overlap when a reconnect and a mutation ask at once. Callers during a
@@ -105,7 +158,9 @@ function refreshJobs() {
     try {
       do {
         readAgain = false;
-        table.setJobs(await readAllJobs());
+        const jobs = await readShownJobs();
+        table.setJobs(jobs);
+        showCount(jobs.length);
         setListStatus("");
       } while (readAgain);
     } catch (error) {
@@ -218,6 +273,10 @@ async function runAction(action, job, button) {
   if (busy.has(button)) {
     return;
   }
+  if (button.dataset.mutates !== undefined && !canWrite()) {
+    notify(readOnlyReason(), "bad");
+    return;
+  }
   if (action === "delete" && !window.confirm(`Delete the job “${job.name}”?`)) {
     return;
   }
@@ -227,8 +286,13 @@ async function runAction(action, job, button) {
   try {
     await ACTIONS[action](job, button);
   } catch (error) {
-    const verb = { trigger: "run", cancel: "cancel a run of" }[action] ?? action;
-    notify(`Could not ${verb} “${job.name}”: ${reasonOf(error)}.`, "bad");
+    const verb =
+      {
+        trigger: "run",
+        cancel: "cancel a run of",
+        retry: "retry a run of",
+      }[action] ?? action;
+    notify(`Could not ${verb} “${job.name}”: ${explain(error)}.`, "bad");
   } finally {
     busy.delete(button);
     button.removeAttribute("aria-busy");
@@ -274,6 +338,29 @@ const ACTIONS = {
     }
   },
 
+  async retry(job, button) {
+    const { retryExecution: result } = await request(RETRY_EXECUTION, {
+      id: button.dataset.executionId,
+    });
+    if (result.__typename === "Execution") {
+      table.applyExecution(result);
+      notify(`Retrying a run of “${job.name}”.`);
+    } else {
+      notify(result.errors?.[0]?.message ?? result.message, "bad");
+    }
+  },
+
+  async edit(job) {
+    const { job: full } = await request(JOB_HISTORY, { id: job.id });
+    if (!full) {
+      notify(`“${job.name}” no longer exists.`, "bad");
+      return;
+    }
+    form.edit(full);
+    byId("create-heading").scrollIntoView({ block: "start" });
+    byId("job-name").focus();
+  },
+
   async delete(job) {
     const { deleteJob } = await request(DELETE_JOB, { id: job.id });
     if (deleteJob.__typename === "Deleted") {
@@ -295,13 +382,17 @@ async function createTestJob(event) {
   if (busy.has(button)) {
     return;
   }
+  if (!canWrite()) {
+    notify(readOnlyReason(), "bad");
+    return;
+  }
   busy.add(button);
   button.setAttribute("aria-busy", "true");
   try {
     const { createTestJob: result } = await request(CREATE_TEST_JOB);
     showJobResult(result, (job) => `Created the test job “${job.name}”.`);
   } catch (error) {
-    notify(`Could not create a test job: ${reasonOf(error)}.`, "bad");
+    notify(`Could not create a test job: ${explain(error)}.`, "bad");
   } finally {
     busy.delete(button);
     button.removeAttribute("aria-busy");
@@ -309,7 +400,7 @@ async function createTestJob(event) {
   await refreshJobs();
 }
 
-new JobForm({
+const form = new JobForm({
   form: byId("create-form"),
   message: byId("form-message"),
   timeZoneList: byId("time-zones"),
@@ -329,26 +420,208 @@ new JobForm({
       refreshJobs();
     }
   },
+  updateJob: async (id, input) => {
+    try {
+      const { updateJob } = await request(UPDATE_JOB, { id, input });
+      if (updateJob.__typename === "Job") {
+        table.upsert(updateJob);
+        if (table.isExpanded(id)) {
+          refreshHistory(id);
+        }
+      }
+      return updateJob;
+    } finally {
+      refreshJobs();
+    }
+  },
+  onModeChange: (job) => {
+    byId("create-heading").textContent = job ? "Edit job" : "New job";
+    byId("editing").hidden = !job;
+    byId("editing-name").textContent = job?.name ?? "";
+    byId("form-submit").textContent = job ? "Save changes" : "Create job";
+    byId("form-cancel").hidden = !job;
+  },
+});
+
+byId("form-cancel").addEventListener("click", () => {
+  const id = form.editing?.id;
+  form.stopEditing();
+  // Back to the job the user came from, for keyboard users.
+  const row = id && document.querySelector(`tr[data-job-id="${id}"] button[data-action="history"]`);
+  (row || byId("create-heading")).focus();
 });
 
 byId("test-job").addEventListener("click", createTestJob);
 
-setListStatus("Loading jobs…");
-refreshJobs();
-
-setLive("connecting");
-startLiveUpdates({
-  onExecution,
-  // Events sent while the socket was down are lost; re-read the list.
-  onConnected: () => {
-    setLive("live");
+// Filters: the server filters, so each change re-reads the first page.
+let filterTimer = null;
+function filtersChanged() {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => {
+    pagesShown = 1;
     refreshJobs();
-    for (const id of histories.keys()) {
-      if (table.isExpanded(id)) {
-        refreshHistory(id);
-      }
-    }
-  },
-  onDisconnected: () => setLive("reconnecting"),
-  onProblem: (message) => notify(`Live updates: ${message}`, "bad"),
+  }, FILTER_DEBOUNCE_MS);
+}
+byId("filters").addEventListener("input", filtersChanged);
+byId("filters").addEventListener("submit", (event) => event.preventDefault());
+byId("load-more").addEventListener("click", () => {
+  pagesShown += 1;
+  refreshJobs();
 });
+
+const daemons = new Daemons({
+  body: byId("daemons-body"),
+  empty: byId("daemons-empty"),
+  status: byId("daemons-status"),
+});
+
+// ---- The session: sign-in, the open-mode banner, read-only sessions ----
+
+let session = null;
+
+function canWrite() {
+  return !session || session.open || session.scope === "write";
+}
+
+function readOnlyReason() {
+  return "This session is read-only (a read-scoped token): sign in with a write token to change jobs.";
+}
+
+/** An error's reason, saying plainly when the session may not do it. */
+function explain(error) {
+  if (error instanceof ApiError && error.code === "FORBIDDEN") {
+    return "not allowed: this session is read-only";
+  }
+  return reasonOf(error).replace(/\.$/, "");
+}
+
+function showSession() {
+  const banner = byId("auth-banner");
+  const readOnly = !canWrite();
+  if (session.open) {
+    banner.textContent = "Authentication is off — local development: anyone who can reach this server can change jobs.";
+    banner.dataset.tone = "warn";
+  } else if (readOnly) {
+    banner.textContent = "Read-only session: you can watch jobs but not change them.";
+    banner.dataset.tone = "info";
+  }
+  banner.hidden = !(session.open || readOnly);
+
+  byId("session").hidden = !session.authenticated;
+  byId("session-name").textContent = session.authenticated
+    ? `Signed in${session.name ? ` as ${session.name}` : ""} (${session.scope})`
+    : "";
+
+  document.body.classList.toggle("read-only", readOnly);
+  for (const control of document.querySelectorAll("[data-mutates]")) {
+    control.setAttribute("aria-disabled", String(readOnly));
+    if (readOnly) {
+      control.title = readOnlyReason();
+    } else {
+      control.removeAttribute("title");
+    }
+  }
+}
+
+function showSignIn(message = "") {
+  byId("console").hidden = true;
+  byId("sign-in").hidden = false;
+  byId("session").hidden = true;
+  const error = byId("sign-in-error");
+  error.textContent = message;
+  error.hidden = !message;
+  byId("token").focus();
+}
+
+let started = false;
+let live = null;
+
+function startConsole() {
+  byId("sign-in").hidden = true;
+  byId("console").hidden = false;
+  showSession();
+  setListStatus("Loading jobs…");
+  refreshJobs();
+  daemons.start();
+  if (started) {
+    setLive("connecting");
+    live?.restart();
+    return;
+  }
+  started = true;
+
+  setLive("connecting");
+  live = startLiveUpdates({
+    onExecution,
+    // Events sent while the socket was down are lost; re-read the list.
+    onConnected: () => {
+      setLive("live");
+      refreshJobs();
+      daemons.refresh();
+      for (const id of histories.keys()) {
+        if (table.isExpanded(id)) {
+          refreshHistory(id);
+        }
+      }
+    },
+    onDisconnected: showDisconnected,
+    onProblem: (message) => notify(`Live updates: ${message}`, "bad"),
+    onUnauthorized: () => checkSession(),
+  });
+}
+
+async function checkSession() {
+  try {
+    session = await readSession();
+  } catch (error) {
+    setListStatus(`Could not read the session: ${reasonOf(error)}.`);
+    session = { open: false, authenticated: false, scope: null, name: null };
+  }
+  if (session.open || session.authenticated) {
+    startConsole();
+  } else {
+    live?.stop();
+    daemons.stop();
+    showSignIn();
+  }
+}
+
+whenUnauthenticated(() => {
+  if (session && !session.open) {
+    checkSession();
+  }
+});
+
+byId("sign-in-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = byId("token");
+  const button = event.currentTarget.querySelector("button[type=submit]");
+  if (button.getAttribute("aria-busy") === "true") {
+    return;
+  }
+  button.setAttribute("aria-busy", "true");
+  try {
+    await signIn(input.value.trim());
+    input.value = "";
+    await checkSession();
+    byId("jobs-heading").focus();
+  } catch (error) {
+    const reason = reasonOf(error).replace(/\.$/, "");
+    showSignIn(`Not signed in: ${reason}.`);
+    input.setAttribute("aria-invalid", "true");
+  } finally {
+    button.removeAttribute("aria-busy");
+  }
+});
+
+byId("sign-out").addEventListener("click", async () => {
+  try {
+    await signOut();
+  } catch (error) {
+    notify(`Could not sign out: ${reasonOf(error)}.`, "bad");
+    return;
+  }
+  await checkSession();
+});
+
+checkSession();

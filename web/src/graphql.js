@@ -2,8 +2,24 @@
 
 export const GRAPHQL_PATH = "/graphql";
 
-/** A request that did not give us data: network, HTTP or GraphQL errors. */
-export class ApiError extends Error {}
+/**
+ * A request that did not give us data: network, HTTP or GraphQL errors.
+ * `code` is the first error's extensions.code (such as FORBIDDEN or
+ * UNAUTHENTICATED), or "UNAUTHENTICATED" for an HTTP 401.
+ */
+export class ApiError extends Error {
+  constructor(message, code = null) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// Called with the ApiError whenever the server says the caller must sign in.
+let onUnauthenticated = () => {};
+
+export function whenUnauthenticated(callback) {
+  onUnauthenticated = callback;
+}
 
 /**
  * Whether the API rejected fields it does not know: a server older than the
@@ -43,12 +59,78 @@ export async function request(query, variables = {}) {
   }
 
   if (Array.isArray(body.errors) && body.errors.length > 0) {
-    throw new ApiError(body.errors.map((error) => error.message).join("; "));
+    const code =
+      body.errors[0].extensions?.code ??
+      (response.status === 401 ? "UNAUTHENTICATED" : null);
+    const error = new ApiError(
+      body.errors.map((item) => item.message).join("; "),
+      code,
+    );
+    if (code === "UNAUTHENTICATED") {
+      onUnauthenticated(error);
+    }
+    throw error;
   }
   if (!response.ok || body.data == null) {
-    throw new ApiError(`the server answered HTTP ${response.status}`);
+    const code = response.status === 401 ? "UNAUTHENTICATED" : null;
+    const error = new ApiError(`the server answered HTTP ${response.status}`, code);
+    if (code) {
+      onUnauthenticated(error);
+    }
+    throw error;
   }
   return body.data;
+}
+
+/** The session as GET /auth/session describes it. */
+export async function readSession() {
+  const response = await fetch("/auth/session", {
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  });
+  if (response.status === 404) {
+    // A server without authentication: everyone may do everything.
+    return { open: true, authenticated: false, scope: "write", name: null, legacy: true };
+  }
+  if (!response.ok) {
+    throw new ApiError(`the server answered HTTP ${response.status}`);
+  }
+  return response.json();
+}
+
+/** Exchange a token for a session cookie; throws an ApiError when refused. */
+export async function signIn(token) {
+  let response;
+  try {
+    response = await fetch("/auth/session", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ token }),
+    });
+  } catch {
+    throw new ApiError("the server could not be reached");
+  }
+  if (response.ok) {
+    return;
+  }
+  let reason = `the server answered HTTP ${response.status}`;
+  try {
+    reason = (await response.json()).error ?? reason;
+  } catch {
+    // The status says enough.
+  }
+  throw new ApiError(reason, response.status === 401 ? "UNAUTHENTICATED" : null);
+}
+
+export async function signOut() {
+  const response = await fetch("/auth/session", {
+    method: "DELETE",
+    credentials: "same-origin",
+  });
+  if (!response.ok && response.status !== 401) {
+    throw new ApiError(`the server answered HTTP ${response.status}`);
+  }
 }
 
 const EXECUTION_FIELDS = `
@@ -69,6 +151,9 @@ const EXECUTION_FIELDS = `
   }
 `;
 
+// How many runs the strip beside each job shows.
+export const RECENT_RUNS = 12;
+
 const JOB_FIELDS = `
   fragment JobFields on Job {
     id
@@ -78,8 +163,9 @@ const JOB_FIELDS = `
     nextRunAt
     createdAt
     schedule { description }
-    action { webhook { url } fetch { url } }
+    action { webhook { url verifyTls } fetch { url } }
     lastExecution { ...ExecutionFields }
+    recentRuns(count: ${RECENT_RUNS}) { id status durationMs startedAt scheduledFor finishedAt error httpStatus }
   }
   ${EXECUTION_FIELDS}
 `;
@@ -94,8 +180,8 @@ const JOB_RESULT = `
 `;
 
 export const JOBS = `
-  query Jobs($after: String) {
-    jobs(first: 50, after: $after) {
+  query Jobs($first: Int, $after: String, $name: String, $state: JobState) {
+    jobs(first: $first, after: $after, name: $name, state: $state) {
       edges { node { ...JobFields } }
       pageInfo { hasNextPage endCursor }
     }
@@ -168,6 +254,35 @@ const POLICY_FIELDS = `
   maxInFlight
   jitterSeconds
   pauseAfterFailures
+  retryBaseSeconds
+  retryMaxSeconds
+  keepExecutions
+  alertUrl
+`;
+
+export const UPDATE_JOB = `
+  mutation UpdateJob($id: ID!, $input: UpdateJobInput!) {
+    updateJob(id: $id, input: $input) { ${JOB_RESULT} }
+  }
+  ${JOB_FIELDS}
+`;
+
+export const RETRY_EXECUTION = `
+  mutation RetryExecution($id: ID!) {
+    retryExecution(id: $id) {
+      __typename
+      ... on Execution { ...ExecutionFields }
+      ... on InvalidInput { message errors { field message } }
+      ... on NotFound { message }
+    }
+  }
+  ${EXECUTION_FIELDS}
+`;
+
+export const DAEMONS = `
+  query Daemons {
+    daemons { id hostname pid startedAt heartbeatAt state concurrency inFlight }
+  }
 `;
 
 // The expanded view of one job: its row's fields, so one read refreshes both,
@@ -176,8 +291,19 @@ export const JOB_HISTORY = `
   query JobHistory($id: ID!) {
     job(id: $id) {
       ...JobFields
+      key
       consecutiveFailures
       nextRuns(count: 5)
+      payload
+      maxRetries
+      timeoutSeconds
+      schedule {
+        description intervalSeconds cron { expression timezone } at startAt endAt
+      }
+      action {
+        webhook { url headers verifyTls followRedirects }
+        fetch { url }
+      }
       policies { ${POLICY_FIELDS} }
       executions(first: 20) {
         edges {
@@ -197,6 +323,7 @@ export const JOB_HISTORY = `
             reason
             covers
             result
+            attempts { number httpStatus responseExcerpt error outcome }
           }
         }
       }

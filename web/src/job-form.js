@@ -14,7 +14,45 @@ const POLICY_NUMBERS = [
   "maxInFlight",
   "jitterSeconds",
   "pauseAfterFailures",
+  "retryBaseSeconds",
+  "retryMaxSeconds",
+  "keepExecutions",
 ];
+
+// Policies whose default is null: an emptied field sends null on an edit,
+// which sets them back to the default.
+const NULLABLE_POLICIES = new Set([
+  "pauseAfterFailures",
+  "retryBaseSeconds",
+  "retryMaxSeconds",
+  "keepExecutions",
+  "alertUrl",
+]);
+
+/** An ISO instant as a datetime-local value in this browser's time zone. */
+function localInputValue(iso) {
+  if (!iso) {
+    return "";
+  }
+  const date = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return (
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+    `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
+  );
+}
+
+/** A datetime-local value as an ISO instant, or null when empty. */
+function instantOf(control, field, message) {
+  if (!control.value) {
+    return null;
+  }
+  const date = new Date(control.value);
+  if (Number.isNaN(date.getTime())) {
+    throw new FieldErrors([{ field, message }]);
+  }
+  return date.toISOString();
+}
 
 // The policy fields chosen from a list; one left at its first selection is
 // left out, so the API's default applies.
@@ -74,13 +112,19 @@ export class JobForm {
     timeZoneList,
     preview,
     createJob,
+    updateJob,
     previewSchedule,
+    onModeChange = () => {},
   }) {
     this.form = form;
     this.message = message;
     this.createJob = createJob;
+    this.updateJob = updateJob;
+    this.onModeChange = onModeChange;
     this.fields = new Map();
     this.busy = false;
+    // The job being edited, or null while the form creates a new one.
+    this.editing = null;
 
     for (const container of form.querySelectorAll("[data-field]")) {
       const field = container.dataset.field;
@@ -157,7 +201,7 @@ export class JobForm {
   updatePreview() {
     this.preview.update(() => {
       try {
-        return this.readSchedule();
+        return this.readBoundedSchedule();
       } catch (error) {
         if (error instanceof FieldErrors) {
           return null;
@@ -244,6 +288,25 @@ export class JobForm {
     return { at: at.toISOString() };
   }
 
+  /** The schedule with its optional bounds. */
+  readBoundedSchedule() {
+    const schedule = this.readSchedule();
+    const elements = this.form.elements;
+    const startAt = instantOf(
+      elements.startAt,
+      "schedule.startAt",
+      "Enter a date and time.",
+    );
+    const endAt = instantOf(elements.endAt, "schedule.endAt", "Enter a date and time.");
+    if (startAt) {
+      schedule.startAt = startAt;
+    }
+    if (endAt) {
+      schedule.endAt = endAt;
+    }
+    return schedule;
+  }
+
   /** The PoliciesInput, or null when every policy is left at its default. */
   readPolicies() {
     const elements = this.form.elements;
@@ -252,7 +315,7 @@ export class JobForm {
     for (const name of POLICY_CHOICES) {
       const select = elements[name];
       const initial = [...select.options].find((option) => option.defaultSelected);
-      if (select.value !== initial?.value) {
+      if (this.editing || select.value !== initial?.value) {
         policies[name] = select.value;
       }
     }
@@ -260,18 +323,72 @@ export class JobForm {
       const value = elements[name].valueAsNumber;
       if (Number.isFinite(value)) {
         policies[name] = value;
+      } else if (this.editing && NULLABLE_POLICIES.has(name)) {
+        policies[name] = null;
       }
     }
+    const alertUrl = elements.alertUrl.value.trim();
+    if (alertUrl) {
+      policies.alertUrl = alertUrl;
+    } else if (this.editing) {
+      policies.alertUrl = null;
+    }
     return Object.keys(policies).length > 0 ? policies : null;
+  }
+
+  readHeaders() {
+    const text = this.form.elements.webhookHeaders.value.trim();
+    if (!text) {
+      return null;
+    }
+    let headers;
+    try {
+      headers = JSON.parse(text);
+    } catch (error) {
+      throw new FieldErrors([
+        { field: "action.webhook.headers", message: `Not valid JSON: ${error.message}` },
+      ]);
+    }
+    if (headers === null || typeof headers !== "object" || Array.isArray(headers)) {
+      throw new FieldErrors([
+        {
+          field: "action.webhook.headers",
+          message: 'Write an object of names and values, like {"X-Team": "ops"}.',
+        },
+      ]);
+    }
+    return headers;
   }
 
   read() {
     const elements = this.form.elements;
     const input = { name: elements.jobName.value.trim() };
-    input.schedule = this.readSchedule();
+    // Every problem found here is shown at once, not one per submit.
+    const problems = [];
+    const collect = (read) => {
+      try {
+        return read();
+      } catch (error) {
+        if (error instanceof FieldErrors) {
+          problems.push(...error.errors);
+          return undefined;
+        }
+        throw error;
+      }
+    };
+    input.schedule = collect(() => this.readBoundedSchedule());
 
     if (elements.actionKind.value === "webhook") {
-      input.action = { webhook: { url: elements.webhookUrl.value.trim() } };
+      const webhook = {
+        url: elements.webhookUrl.value.trim(),
+        verifyTls: elements.verifyTls.checked,
+        followRedirects: elements.followRedirects.checked,
+      };
+      const headers = collect(() => this.readHeaders());
+      if (headers) {
+        webhook.headers = headers;
+      }
+      input.action = { webhook };
     } else {
       input.action = { fetch: { url: elements.fetchUrl.value.trim() || null } };
     }
@@ -281,10 +398,13 @@ export class JobForm {
       try {
         input.payload = JSON.parse(payload);
       } catch (error) {
-        throw new FieldErrors([
-          { field: "payload", message: `Not valid JSON: ${error.message}` },
-        ]);
+        problems.push({ field: "payload", message: `Not valid JSON: ${error.message}` });
       }
+    } else if (this.editing) {
+      input.payload = null;
+    }
+    if (problems.length > 0) {
+      throw new FieldErrors(problems);
     }
 
     // Empty number fields are left out so the API's defaults apply.
@@ -325,14 +445,17 @@ export class JobForm {
 
     this.busy = true;
     this.form.setAttribute("aria-busy", "true");
+    const editing = this.editing;
     try {
-      const result = await this.createJob(input);
+      const result = editing
+        ? await this.updateJob(editing.id, input)
+        : await this.createJob(input);
       if (result.__typename === "Job") {
-        this.form.reset();
-        this.syncPanels();
-        this.syncHints();
-        this.updatePreview();
-        this.showMessage(`Created job “${result.name}”.`, "ok");
+        this.stopEditing();
+        this.showMessage(
+          editing ? `Saved job “${result.name}”.` : `Created job “${result.name}”.`,
+          "ok",
+        );
       } else if (result.__typename === "InvalidInput") {
         this.showErrors(result.errors, result.message);
       } else {
@@ -340,11 +463,74 @@ export class JobForm {
       }
     } catch (error) {
       const reason = error instanceof ApiError ? error.message : String(error);
-      this.showMessage(`Could not create the job: ${reason}.`, "bad");
+      const verb = editing ? "save" : "create";
+      this.showMessage(`Could not ${verb} the job: ${reason}.`, "bad");
     } finally {
       this.busy = false;
       this.form.removeAttribute("aria-busy");
     }
+  }
+
+  /** Fill the form with a job (as JOB_HISTORY reads it) to change it. */
+  edit(job) {
+    this.form.reset();
+    this.clearErrors();
+    this.editing = job;
+    const elements = this.form.elements;
+    elements.jobName.value = job.name;
+
+    const schedule = job.schedule;
+    const kind = schedule.cron ? "cron" : schedule.at ? "at" : "interval";
+    elements.scheduleKind.value = kind;
+    if (schedule.cron) {
+      elements.cronExpression.value = schedule.cron.expression;
+      elements.timezone.value = schedule.cron.timezone;
+    } else if (schedule.at) {
+      elements.at.value = localInputValue(schedule.at);
+    } else {
+      elements.intervalSeconds.value = schedule.intervalSeconds;
+    }
+    elements.startAt.value = localInputValue(schedule.startAt);
+    elements.endAt.value = localInputValue(schedule.endAt);
+
+    const webhook = job.action.webhook;
+    elements.actionKind.value = webhook ? "webhook" : "fetch";
+    if (webhook) {
+      elements.webhookUrl.value = webhook.url;
+      elements.webhookHeaders.value =
+        webhook.headers && Object.keys(webhook.headers).length > 0
+          ? JSON.stringify(webhook.headers)
+          : "";
+      elements.verifyTls.checked = webhook.verifyTls;
+      elements.followRedirects.checked = webhook.followRedirects;
+    } else {
+      elements.fetchUrl.value = job.action.fetch?.url ?? "";
+    }
+    elements.payload.value =
+      job.payload == null ? "" : JSON.stringify(job.payload, null, 2);
+    elements.maxRetries.value = job.maxRetries;
+    elements.timeoutSeconds.value = job.timeoutSeconds;
+
+    const policies = job.policies;
+    for (const name of [...POLICY_CHOICES, ...POLICY_NUMBERS]) {
+      elements[name].value = policies[name] ?? "";
+    }
+    elements.alertUrl.value = policies.alertUrl ?? "";
+
+    this.syncPanels();
+    this.syncHints();
+    this.updatePreview();
+    this.onModeChange(job);
+  }
+
+  /** Back to creating jobs, with the form emptied. */
+  stopEditing() {
+    this.editing = null;
+    this.form.reset();
+    this.syncPanels();
+    this.syncHints();
+    this.updatePreview();
+    this.onModeChange(null);
   }
 
   /**

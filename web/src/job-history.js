@@ -5,6 +5,7 @@
 import { formatDateTime, summarize } from "./jobs-table.js";
 
 const UNFINISHED = new Set(["PENDING", "RUNNING", "RETRYING"]);
+const RETRYABLE = new Set(["FAILED", "CANCELLED"]);
 
 const CATCH_UP_WORDS = {
   NONE: "none (skip what was missed)",
@@ -22,7 +23,7 @@ const COLUMNS = [
   "Status",
   "Trigger",
   "Scheduled",
-  "Started",
+  "Started (actual)",
   "Duration",
   "HTTP",
   "Detail",
@@ -100,7 +101,64 @@ function detailOf(execution, job) {
   }
   // The HTTP column already shows the status; say only what else came back.
   const detail = summarize(execution, job).detail;
-  return detail === `HTTP ${execution.httpStatus}` ? "" : detail;
+  if (detail && detail !== `HTTP ${execution.httpStatus}`) {
+    return detail;
+  }
+  const last = execution.attempts?.at(-1);
+  return last?.responseExcerpt ?? "";
+}
+
+// Header values that look like credentials are never shown in full.
+const SENSITIVE_HEADER = /auth|token|secret|key|pass|signature|cookie|session/i;
+
+export function maskHeader(name, value) {
+  if (!SENSITIVE_HEADER.test(name)) {
+    return String(value);
+  }
+  return "•••••• (hidden)";
+}
+
+const LOCAL_TIME = new Intl.DateTimeFormat(undefined, {
+  weekday: "short",
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
+
+const UTC_TIME = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hourCycle: "h23",
+  timeZone: "UTC",
+});
+
+function scheduleLines(schedule) {
+  const lines = [["In words", schedule.description]];
+  if (schedule.cron) {
+    lines.push(["Cron", `${schedule.cron.expression} (${schedule.cron.timezone})`]);
+  } else if (schedule.intervalSeconds != null) {
+    lines.push(["Interval", plural(schedule.intervalSeconds, "second")]);
+  } else if (schedule.at) {
+    lines.push(["Once at", formatDateTime(schedule.at)]);
+  }
+  if (schedule.startAt) {
+    lines.push(["Not before", formatDateTime(schedule.startAt)]);
+  }
+  if (schedule.endAt) {
+    lines.push(["Not after", formatDateTime(schedule.endAt)]);
+  }
+  return lines;
+}
+
+function seconds(value) {
+  return `${Number(value)} s`;
 }
 
 function policyLines(policies, consecutiveFailures) {
@@ -121,7 +179,44 @@ function policyLines(policies, consecutiveFailures) {
       ? ` (${plural(consecutiveFailures, "failure")} in a row now)`
       : "";
   lines.push(["Auto-pause", `${pause}${streak}`]);
+  lines.push([
+    "Retry backoff",
+    policies.retryBaseSeconds == null && policies.retryMaxSeconds == null
+      ? "the daemon's"
+      : `from ${policies.retryBaseSeconds == null ? "the daemon's base" : seconds(policies.retryBaseSeconds)}` +
+        ` up to ${policies.retryMaxSeconds == null ? "the daemon's cap" : seconds(policies.retryMaxSeconds)}`,
+  ]);
+  lines.push([
+    "History kept",
+    policies.keepExecutions == null
+      ? "by age (the daemon's retention)"
+      : `the newest ${plural(policies.keepExecutions, "run")}`,
+  ]);
+  lines.push(["Alerts to", policies.alertUrl ?? "the daemon's TICKWORK_ALERT_URL"]);
   return lines;
+}
+
+function button(action, text, className = "", mutates = true) {
+  const node = element("button", className, text);
+  node.type = "button";
+  node.dataset.action = action;
+  if (mutates) {
+    node.dataset.mutates = "";
+  }
+  return node;
+}
+
+function fillList(list, lines) {
+  list.replaceChildren();
+  for (const [term, value] of lines) {
+    const dd = element("dd");
+    if (value instanceof Node) {
+      dd.append(value);
+    } else {
+      dd.textContent = value;
+    }
+    list.append(element("dt", "", term), dd);
+  }
 }
 
 export class JobHistory {
@@ -132,23 +227,53 @@ export class JobHistory {
     this.latest = 0;
 
     this.node = element("div", "history");
-    this.heading = element("h3", "history-heading", "History");
+    this.heading = element("h3", "history-heading", "Job");
     this.heading.tabIndex = -1;
     this.status = element("p", "history-status");
     this.status.setAttribute("role", "status");
 
+    const tools = element("div", "detail-actions");
+    this.editButton = button("edit", "Edit");
+    tools.append(this.editButton);
+
     const facts = element("div", "history-facts");
-    const next = element("section", "history-next");
+    const schedule = element("section", "history-schedule");
+    schedule.append(element("h4", "", "Schedule"));
+    this.schedule = element("dl", "policy-list");
+    schedule.append(this.schedule);
     this.nextHeading = element("h4", "", "Next fire times");
-    next.append(this.nextHeading);
-    this.nextRuns = element("ol", "next-runs");
-    next.append(this.nextRuns);
+    schedule.append(this.nextHeading);
+    this.nextRuns = element("table", "preview-times next-runs");
+    const nextHead = element("thead");
+    const nextHeadRow = element("tr");
+    for (const label of ["Your time", "UTC"]) {
+      const th = element("th", "", label);
+      th.scope = "col";
+      nextHeadRow.append(th);
+    }
+    nextHead.append(nextHeadRow);
+    this.nextBody = element("tbody");
+    this.nextRuns.append(nextHead, this.nextBody);
+    this.noNextRuns = element("p", "muted", "None: it will not run again.");
+    schedule.append(this.nextRuns, this.noNextRuns);
+
+    const action = element("section", "history-action");
+    action.append(element("h4", "", "Action"));
+    this.tlsWarning = element(
+      "p",
+      "tls-warning",
+      "TLS verification is off: this job accepts any certificate.",
+    );
+    this.tlsWarning.setAttribute("role", "note");
+    this.action = element("dl", "policy-list");
+    this.payload = element("pre", "payload");
+    action.append(this.tlsWarning, this.action, this.payload);
 
     const policies = element("section", "history-policies");
     policies.append(element("h4", "", "Policies"));
     this.policies = element("dl", "policy-list");
     policies.append(this.policies);
-    facts.append(next, policies);
+    facts.append(schedule, action, policies);
 
     this.table = element("table", "executions");
     const caption = element("caption", "visually-hidden", "Last 20 executions");
@@ -168,7 +293,16 @@ export class JobHistory {
     this.empty = element("p", "history-empty", "No executions yet.");
     this.empty.hidden = true;
 
-    this.node.append(this.heading, this.status, facts, this.table, this.empty);
+    const runsHeading = element("h4", "", "Executions");
+    this.node.append(
+      this.heading,
+      tools,
+      this.status,
+      facts,
+      runsHeading,
+      this.table,
+      this.empty,
+    );
     this.facts = facts;
     facts.hidden = true;
     this.table.hidden = true;
@@ -192,28 +326,63 @@ export class JobHistory {
   /** Show a job read by the JOB_HISTORY query. */
   show(job) {
     this.setStatus("");
-    this.heading.textContent = `History of ${job.name}`;
+    this.heading.textContent = `Job ${job.name}`;
+    this.editButton.setAttribute("aria-label", `Edit ${job.name}`);
+
+    fillList(this.schedule, scheduleLines(job.schedule));
 
     // A paused job runs none of these until it is resumed.
     this.nextHeading.textContent =
       job.state === "PAUSED" ? "Next fire times, once resumed" : "Next fire times";
-
-    this.nextRuns.replaceChildren(
-      ...(job.nextRuns ?? []).map((iso) => {
-        const item = element("li");
-        item.append(timeElement(iso));
-        return item;
+    const nextRuns = job.nextRuns ?? [];
+    this.nextBody.replaceChildren(
+      ...nextRuns.map((iso) => {
+        const row = element("tr");
+        const local = element("td");
+        const utc = element("td");
+        const date = new Date(iso);
+        const localTime = timeElement(iso);
+        localTime.textContent = LOCAL_TIME.format(date);
+        const utcTime = timeElement(iso);
+        utcTime.textContent = `${UTC_TIME.format(date)} UTC`;
+        local.append(localTime);
+        utc.append(utcTime);
+        row.append(local, utc);
+        return row;
       }),
     );
-    if ((job.nextRuns ?? []).length === 0) {
-      this.nextRuns.append(element("li", "muted", "none: it will not run again"));
-    }
+    this.nextRuns.hidden = nextRuns.length === 0;
+    this.noNextRuns.hidden = nextRuns.length > 0;
 
-    this.policies.replaceChildren();
-    if (job.policies) {
-      for (const [term, value] of policyLines(job.policies, job.consecutiveFailures)) {
-        this.policies.append(element("dt", "", term), element("dd", "", value));
+    const webhook = job.action?.webhook;
+    const lines = [];
+    if (webhook) {
+      lines.push(["Kind", "webhook (POST)"], ["URL", webhook.url]);
+      const headers = Object.entries(webhook.headers ?? {});
+      const list = element("ul", "headers");
+      for (const [name, value] of headers) {
+        list.append(element("li", "", `${name}: ${maskHeader(name, value)}`));
       }
+      lines.push(["Headers", headers.length > 0 ? list : "none"]);
+      lines.push(["TLS", webhook.verifyTls ? "verified" : "NOT verified"]);
+      lines.push(["Redirects", webhook.followRedirects ? "followed" : "not followed"]);
+    } else {
+      lines.push(
+        ["Kind", "fetch (GET, keeps the JSON)"],
+        ["URL", job.action?.fetch?.url ?? "the built-in quote"],
+      );
+    }
+    lines.push(
+      ["Retries", String(job.maxRetries ?? "—")],
+      ["Timeout", job.timeoutSeconds == null ? "—" : seconds(job.timeoutSeconds)],
+    );
+    fillList(this.action, lines);
+    this.tlsWarning.hidden = !(webhook && webhook.verifyTls === false);
+    this.payload.textContent =
+      job.payload == null ? "No payload." : JSON.stringify(job.payload, null, 2);
+
+    if (job.policies) {
+      fillList(this.policies, policyLines(job.policies, job.consecutiveFailures));
     }
     this.facts.hidden = false;
 
@@ -262,11 +431,11 @@ export class JobHistory {
       row.append(cell);
     }
 
-    const cancel = element("button", "danger", "Cancel");
-    cancel.type = "button";
-    cancel.dataset.action = "cancel";
+    const cancel = button("cancel", "Cancel", "danger");
     cancel.dataset.executionId = id;
-    row.lastElementChild.firstElementChild.append(cancel);
+    const retry = button("retry", "Retry");
+    retry.dataset.executionId = id;
+    row.lastElementChild.firstElementChild.append(cancel, retry);
     return row;
   }
 
@@ -278,7 +447,7 @@ export class JobHistory {
     const badge = element("span", "run-status", summarize(execution, job).label);
     badge.dataset.tone = tone;
     status.replaceChildren(badge);
-    if (execution.attempt > 1) {
+    if (execution.attempt >= 1) {
       status.append(element("span", "muted", ` attempt ${execution.attempt}`));
     }
 
@@ -306,16 +475,24 @@ export class JobHistory {
     detail.title = text;
     detail.parentElement.dataset.tone = tone;
 
-    const cancel = actions.querySelector("button");
+    const [cancel, retry] = actions.querySelectorAll("button");
     const cancellable = UNFINISHED.has(execution.status);
-    if (!cancellable && cancel === document.activeElement) {
-      // The run ended under the keyboard's focus; keep it in this view.
+    const retryable = RETRYABLE.has(execution.status);
+    const focused = document.activeElement;
+    if (
+      (!cancellable && cancel === focused) ||
+      (!retryable && retry === focused)
+    ) {
+      // The run changed under the keyboard's focus; keep it in this view.
       this.heading.focus();
     }
     cancel.hidden = !cancellable;
-    row.dataset.cancellable = String(cancellable);
+    retry.hidden = !retryable;
+    row.dataset.actionable = String(cancellable || retryable);
+    row.dataset.status = execution.status;
     const when = execution.scheduledFor ?? execution.runAt;
     const which = when ? ` of ${formatDateTime(when)}` : "";
     cancel.setAttribute("aria-label", `Cancel the ${trigger.textContent} run${which}`);
+    retry.setAttribute("aria-label", `Retry the ${trigger.textContent} run${which}`);
   }
 }

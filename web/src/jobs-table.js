@@ -1,6 +1,8 @@
 // The jobs table. Rows are built once per job and then updated in place, so a
 // live event never moves keyboard focus or redraws the whole table.
 
+import { RECENT_RUNS } from "./graphql.js";
+
 const PREVIEW_LENGTH = 80;
 
 const STATE_LABELS = {
@@ -152,6 +154,94 @@ function isLatest(candidate, current) {
     return true;
   }
   return candidateStart >= currentStart;
+}
+
+/**
+ * The strip's runs with `execution` put in: replaced in place when known
+ * (a later state of the same run), else added as the newest. Capped at the
+ * strip's length.
+ */
+function mergeRun(runs, execution) {
+  const index = runs.findIndex((run) => run.id === execution.id);
+  if (index >= 0) {
+    if (progress(execution) < progress(runs[index])) {
+      return runs;
+    }
+    const merged = [...runs];
+    merged[index] = { ...runs[index], ...execution };
+    return merged;
+  }
+  return [execution, ...runs].slice(0, RECENT_RUNS);
+}
+
+const STRIP_TONES = {
+  SUCCEEDED: "ok",
+  FAILED: "bad",
+  RETRYING: "bad",
+  SKIPPED: "warn",
+  MISSED: "warn",
+  CANCELLED: "warn",
+};
+
+/** How a run reads to a screen reader and in its tooltip. */
+function describeRun(run) {
+  const word = run.status.charAt(0) + run.status.slice(1).toLowerCase();
+  const parts = [word];
+  if (run.durationMs != null) {
+    parts.push(formatMs(run.durationMs));
+  }
+  const when = run.startedAt ?? run.scheduledFor;
+  if (when) {
+    parts.push(formatDateTime(when));
+  }
+  if (run.error) {
+    parts.push(run.error);
+  }
+  return parts.join(", ");
+}
+
+export function formatMs(ms) {
+  if (ms == null) {
+    return "—";
+  }
+  if (ms < 1000) {
+    return `${ms} ms`;
+  }
+  const seconds = ms / 1000;
+  if (seconds < 60) {
+    return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
+  }
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes} min ${Math.round(seconds % 60)} s`;
+}
+
+/**
+ * Fill the strip: oldest run on the left, one bar per run, coloured by
+ * outcome, its height growing with the duration (log scale, so a 10 s run
+ * beside 50 ms ones stands out without flattening them).
+ */
+function fillStrip(node, runs) {
+  const ordered = [...runs].reverse();
+  node.replaceChildren(
+    ...ordered.map((run) => {
+      const bar = element("span", "bar");
+      bar.dataset.tone = STRIP_TONES[run.status] ?? "neutral";
+      bar.dataset.status = run.status;
+      const ms = run.durationMs ?? 0;
+      const height = Math.min(100, 25 + Math.log10(1 + ms) * 18);
+      bar.style.height = `${Math.round(height)}%`;
+      bar.title = describeRun(run);
+      return bar;
+    }),
+  );
+  const failures = runs.filter((run) => STRIP_TONES[run.status] === "bad").length;
+  node.setAttribute(
+    "aria-label",
+    runs.length === 0
+      ? "No runs yet"
+      : `Last ${runs.length} runs, newest last: ${failures} failed. ` +
+          ordered.map(describeRun).join("; "),
+  );
 }
 
 function element(tag, className, text) {
@@ -320,9 +410,11 @@ export class JobsTable {
     if (!job) {
       return false;
     }
-    if (isLatest(execution, job.lastExecution)) {
-      this.upsert({ ...job, lastExecution: execution });
-    }
+    const recentRuns = mergeRun(job.recentRuns ?? [], execution);
+    const lastExecution = isLatest(execution, job.lastExecution)
+      ? execution
+      : job.lastExecution;
+    this.upsert({ ...job, lastExecution, recentRuns });
     return true;
   }
 
@@ -341,17 +433,20 @@ export class JobsTable {
     const reason = element("span", "state-reason");
     const next = element("time");
     const result = element("div", "result");
+    const strip = element("div", "strip");
+    strip.setAttribute("role", "img");
 
     const actions = element("div", "row-actions");
-    const history = button("history", "History");
+    const history = button("history", "Details");
     history.setAttribute("aria-expanded", "false");
     history.setAttribute("aria-controls", `detail-${id}`);
-    actions.append(
-      button("pause", "Pause"),
-      button("trigger", "Run now"),
-      history,
-      button("delete", "Delete", "danger"),
-    );
+    const pause = button("pause", "Pause");
+    const trigger = button("trigger", "Run now");
+    const remove = button("delete", "Delete", "danger");
+    for (const mutating of [pause, trigger, remove]) {
+      mutating.dataset.mutates = "";
+    }
+    actions.append(pause, trigger, history, remove);
 
     row.append(
       cell("th", "Name", name, target),
@@ -359,6 +454,7 @@ export class JobsTable {
       cell("td", "State", badge, reason),
       cell("td", "Next run", next),
       cell("td", "Latest result", result),
+      cell("td", "Recent runs", strip),
       cell("td", "Actions", actions),
     );
     row.firstElementChild.scope = "row";
@@ -366,8 +462,15 @@ export class JobsTable {
   }
 
   fill(row, job) {
-    const [nameCell, scheduleCell, stateCell, nextCell, resultCell, actionCell] =
-      row.children;
+    const [
+      nameCell,
+      scheduleCell,
+      stateCell,
+      nextCell,
+      resultCell,
+      stripCell,
+      actionCell,
+    ] = row.children;
 
     nameCell.querySelector(".job-name").textContent = job.name;
     const url = job.action?.webhook?.url ?? job.action?.fetch?.url ?? "";
@@ -375,6 +478,11 @@ export class JobsTable {
     nameCell.querySelector(".job-target").textContent = url
       ? `${kind} ${url}`
       : kind;
+    if (job.action?.webhook && job.action.webhook.verifyTls === false) {
+      nameCell
+        .querySelector(".job-target")
+        .append(" ", element("span", "tls-off", "TLS not verified"));
+    }
 
     scheduleCell.querySelector(".schedule").textContent =
       job.schedule?.description ?? "";
@@ -387,6 +495,7 @@ export class JobsTable {
     setTime(nextCell.querySelector("time"), job.nextRunAt);
 
     this.fillResult(resultCell.querySelector(".result"), job);
+    fillStrip(stripCell.querySelector(".strip"), job.recentRuns ?? []);
     this.fillActions(actionCell, job);
   }
 
@@ -421,7 +530,7 @@ export class JobsTable {
 
     toggle.setAttribute("aria-label", `${toggle.textContent} ${job.name}`);
     trigger.setAttribute("aria-label", `Run ${job.name} now`);
-    history.setAttribute("aria-label", `History of ${job.name}`);
+    history.setAttribute("aria-label", `Details of ${job.name}`);
     remove.setAttribute("aria-label", `Delete ${job.name}`);
   }
 }

@@ -36,26 +36,48 @@ export function startLiveUpdates({
   onConnected,
   onDisconnected,
   onProblem,
+  onUnauthorized = () => {},
 }) {
-  const client = createClient({
-    url: websocketUrl(),
-    lazy: false,
-    retryAttempts: Infinity,
-    shouldRetry: () => true,
-    retryWait: async (retries) => {
-      const wait = Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS);
-      await sleep(wait + Math.random() * 1000);
-    },
-    on: {
-      connected: () => onConnected(),
-      closed: () => onDisconnected(),
-    },
-  });
+  let client = null;
+  let stopped = false;
+
+  function connect() {
+    client = createClient({
+      url: websocketUrl(),
+      lazy: false,
+      retryAttempts: Infinity,
+      // A refused sign-in is not retried: the page asks the user instead.
+      shouldRetry: (event) => !isUnauthorized(event),
+      retryWait: async (retries) => {
+        const wait = Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS);
+        const jittered = wait + Math.random() * 1000;
+        onDisconnected(jittered);
+        await sleep(jittered);
+      },
+      on: {
+        connected: () => onConnected(),
+        closed: (event) => {
+          if (stopped) {
+            return;
+          }
+          if (isUnauthorized(event)) {
+            onUnauthorized();
+          } else {
+            onDisconnected(null);
+          }
+        },
+      },
+    });
+    subscribe(client);
+  }
 
   // graphql-ws re-sends the subscription by itself after a reconnect; this
   // loop only covers the server ending it or answering with errors.
-  function subscribe() {
-    client.subscribe(
+  function subscribe(owner) {
+    if (stopped || owner !== client) {
+      return;
+    }
+    owner.subscribe(
       { query: EXECUTION_UPDATES },
       {
         next: ({ data, errors }) => {
@@ -67,18 +89,40 @@ export function startLiveUpdates({
           }
         },
         error: (error) => {
+          if (isUnauthorized(error)) {
+            return; // the closed handler asks the user to sign in
+          }
           onProblem(describe(error));
-          setTimeout(subscribe, RESUBSCRIBE_WAIT_MS);
+          setTimeout(() => subscribe(owner), RESUBSCRIBE_WAIT_MS);
         },
         complete: () => {
-          setTimeout(subscribe, RESUBSCRIBE_WAIT_MS);
+          setTimeout(() => subscribe(owner), RESUBSCRIBE_WAIT_MS);
         },
       },
     );
   }
 
-  subscribe();
-  return client;
+  connect();
+  return {
+    /** Close the connection for good (signed out). */
+    stop() {
+      stopped = true;
+      client?.dispose();
+      client = null;
+    },
+    /** Connect again, as after signing in. */
+    restart() {
+      stopped = true;
+      client?.dispose();
+      stopped = false;
+      connect();
+    },
+  };
+}
+
+// 4401: no valid credentials; 4403: refused (a foreign origin or scope).
+function isUnauthorized(event) {
+  return event && (event.code === 4401 || event.code === 4403);
 }
 
 function describe(error) {
