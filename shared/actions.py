@@ -7,8 +7,10 @@ import re
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.egress import EgressPolicy, EgressRefused, ip_literal
 from shared.errors import FieldError, InvalidInputError
 
 ActionKind = Literal["webhook", "fetch"]
@@ -17,6 +19,15 @@ ActionKind = Literal["webhook", "fetch"]
 LEGACY_URL_KEYS = ("webhook_url", "callback_url")
 
 MAX_URL_LENGTH = 2048
+# Bounds on a job's headers, well inside what servers accept (8 KiB a line is
+# common), so that a job cannot build a request every target refuses.
+MAX_HEADERS = 50
+MAX_HEADER_NAME_LENGTH = 256
+MAX_HEADER_VALUE_LENGTH = 8192
+# RFC 9110 token characters: all a header name may hold.
+HEADER_NAME_CHARACTERS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 
 # Headers that frame or route the request, or that Tickwork sets itself: a job
 # setting them would corrupt the request or impersonate another host.
@@ -77,6 +88,9 @@ class Action(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     verify_tls: bool = True
     follow_redirects: bool = False
+    # PEM certificates this webhook's server is verified against, instead of
+    # the daemon's trusted authorities.
+    ca_bundle: str | None = None
     # The names of the secret headers; their values live encrypted in
     # ``jobs.secret_headers``.
     secret_headers: list[str] = Field(default_factory=list)
@@ -136,7 +150,10 @@ def build_action(
     if webhook is not None:
         url_field = field if field.startswith("payload.") else f"{field}.webhook.url"
         errors: list[FieldError] = []
-        url = _collect(errors, validate_url, webhook.get("url"), url_field)
+        url = _collect(errors, _target_url, webhook.get("url"), url_field)
+        ca_bundle = _collect(
+            errors, _ca_bundle, webhook.get("ca_bundle"), f"{field}.webhook.caBundle"
+        )
         headers_field = f"{field}.webhook.headers"
         secrets_field = f"{field}.webhook.secretHeaders"
         headers = _collect(errors, _headers, webhook.get("headers"), headers_field)
@@ -156,6 +173,7 @@ def build_action(
             headers=plain,
             verify_tls=webhook.get("verify_tls", True) is not False,
             follow_redirects=bool(webhook.get("follow_redirects", False)),
+            ca_bundle=ca_bundle,
             secret_headers=sorted(named, key=str.lower),
             secrets={k: v for k, v in named.items() if v is not None},
         )
@@ -166,7 +184,7 @@ def build_action(
     if raw_url is not None and raw_url.strip():
         url_field = f"{field}.fetch.url"
         url, credentials = _take_credentials(
-            validate_url(raw_url, url_field), {}, url_field
+            _target_url(raw_url, url_field), {}, url_field
         )
     return Action(
         kind="fetch", url=url, secret_headers=sorted(credentials), secrets=credentials
@@ -211,10 +229,27 @@ def _headers(value: Any, field: str, *, keeping: bool = False) -> dict[str, str 
         return {}
     if not isinstance(value, dict):
         raise InvalidInputError.single(field, "must be an object of header: value")
+    if len(value) > MAX_HEADERS:
+        raise InvalidInputError.single(
+            field, f"has {len(value)} headers; the limit is {MAX_HEADERS}"
+        )
     errors = []
     for name, header_value in value.items():
-        if not name or any(ch in name for ch in " \t\r\n:\x00"):
-            errors.append(FieldError(f"{field}.{name}", "not a valid header name"))
+        if len(name) > MAX_HEADER_NAME_LENGTH:
+            errors.append(
+                FieldError(
+                    field,
+                    f"a header name is {len(name)} characters long; "
+                    f"the limit is {MAX_HEADER_NAME_LENGTH}",
+                )
+            )
+        elif not name or not HEADER_NAME_CHARACTERS.issuperset(name):
+            errors.append(
+                FieldError(
+                    f"{field}.{name}",
+                    "not a valid header name: letters, digits and !#$%&'*+-.^_`|~ only",
+                )
+            )
         elif name.lower() in RESERVED_HEADERS:
             errors.append(
                 FieldError(f"{field}.{name}", "is set by Tickwork and cannot be given")
@@ -226,6 +261,20 @@ def _headers(value: Any, field: str, *, keeping: bool = False) -> dict[str, str 
         ):
             # The message never repeats the value: it may be a secret.
             errors.append(FieldError(f"{field}.{name}", "must be a one-line string"))
+        elif len(header_value) > MAX_HEADER_VALUE_LENGTH:
+            errors.append(
+                FieldError(
+                    f"{field}.{name}",
+                    f"is {len(header_value)} characters long; "
+                    f"the limit is {MAX_HEADER_VALUE_LENGTH}",
+                )
+            )
+        elif not header_value.isascii() or not header_value.isprintable():
+            # HTTP clients send header values as ASCII; anything else would
+            # fail every delivery instead of this request.
+            errors.append(
+                FieldError(f"{field}.{name}", "must be printable ASCII characters")
+            )
     if errors:
         raise InvalidInputError(errors)
     return dict(value)
@@ -266,3 +315,43 @@ def _take_credentials(
     pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
     basic = "Basic " + base64.b64encode(pair.encode()).decode()
     return urlunsplit(parts._replace(netloc=netloc)), {"Authorization": basic}
+
+
+# The largest CA bundle a job may carry: a few intermediate and root
+# certificates fit many times over.
+MAX_CA_BUNDLE_LENGTH = 64 * 1024
+
+
+def _target_url(value: Any, field: str) -> str:
+    """A run's URL: valid, and not an address no run may ever reach (the
+    daemon checks again when it connects, since names can change)."""
+    url = validate_url(value, field)
+    host = urlsplit(url).hostname or ""
+    if ip_literal(host) is not None:
+        try:
+            EgressPolicy.permissive().check(host, host)
+        except EgressRefused as exc:
+            raise InvalidInputError.single(field, str(exc)) from None
+    return url
+
+
+def _ca_bundle(value: Any, field: str) -> str | None:
+    """PEM certificates to verify the server with, or None when not given."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError.single(field, "must be PEM text")
+    if len(value) > MAX_CA_BUNDLE_LENGTH:
+        raise InvalidInputError.single(
+            field,
+            f"is {len(value)} characters long; the limit is {MAX_CA_BUNDLE_LENGTH}",
+        )
+    try:
+        certificates = x509.load_pem_x509_certificates(value.encode())
+    except ValueError:
+        raise InvalidInputError.single(
+            field, "is not PEM certificates (-----BEGIN CERTIFICATE-----...)"
+        ) from None
+    if not certificates:
+        raise InvalidInputError.single(field, "holds no certificate")
+    return value.strip() + "\n"
