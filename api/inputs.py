@@ -51,7 +51,18 @@ class ScheduleInput:
 class WebhookInput:
     url: str = strawberry.field(description="An absolute http:// or https:// URL.")
     headers: JSON | None = strawberry.field(
-        default=UNSET, description="Extra request headers, as {name: value}."
+        default=UNSET,
+        description="Extra request headers, as {name: value}. Those whose name "
+        "says they carry a credential (Authorization, Cookie, X-Api-Key, any "
+        "name with token, secret, key, password, session, signature...) are "
+        "kept as secret headers.",
+    )
+    secret_headers: JSON | None = strawberry.field(
+        default=UNSET,
+        description="Headers whose values are stored encrypted and never shown, "
+        "as {name: value}. A null value keeps the job's stored value of that "
+        "header. Left out on updateJob: the stored secret headers are kept, as "
+        "long as the URL stays on the same scheme, host and port.",
     )
     verify_tls: bool | None = strawberry.field(
         default=True, description="Check the server's TLS certificate."
@@ -165,6 +176,13 @@ class CreateJobInput:
     policies: PoliciesInput | None = strawberry.field(
         default=UNSET,
         description="Scheduling policies; those left out take their defaults.",
+    )
+    signing_secret: str | None = strawberry.field(
+        default=UNSET,
+        description="The key that signs this webhook's requests, as whsec_ and "
+        "the base64 of 24 to 64 random bytes. Left out: a new job gets one "
+        "generated (shown once, in this response's signingSecret) and a job "
+        "updated by its key keeps its own.",
     )
 
 

@@ -8,7 +8,7 @@ NotFound the unknown id, and in both cases nothing is stored.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import strawberry
@@ -38,10 +38,22 @@ from api.validation import create_values, update_values
 from shared import models
 from shared.errors import InvalidInputError
 from shared.schedule import Schedule
+from shared.secrets import (
+    SecretBox,
+    SecretKeyError,
+    open_signing,
+    require_box,
+    seal_signing,
+    secret_box,
+)
+from shared.signing import InvalidSecretError, check_secret, new_secret
 
 T = TypeVar("T")
 
 CANCELLED_BY_USER = "cancelled by a user"
+# How long requests stay signed with the previous secret after a rotation, so
+# receivers can be moved to the new one; dropPreviousSigningSecret ends it.
+PREVIOUS_SECRET_GRACE = timedelta(days=7)
 RETRIED_BY_USER = "retried by a user"
 
 JobChange = Callable[[AsyncSession, models.Job, datetime], Awaitable[T]]
@@ -68,13 +80,20 @@ class Mutation:
         self, info: strawberry.Info, id: strawberry.ID, input: UpdateJobInput
     ) -> JobResult:
         async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
-            values = update_values(input, now, job)
+            box = _box(info)
+            values = update_values(input, now, job, box)
             if job.state == models.JobState.PAUSED and "state" in values:
                 # A new schedule moves the next run, but only resumeJob resumes.
                 values.pop("state")
                 values.pop("state_reason")
             _apply(job, values, now)
-            return Job.from_row(job)
+            shown = None
+            if job.action["kind"] == "webhook" and not job.signing_secrets and box:
+                # A job made before signing existed, or a fetch that became a
+                # webhook: it is signed from now on.
+                shown = new_secret()
+                _apply(job, {"signing_secrets": seal_signing(box, [shown])}, now)
+            return _with_secret(Job.from_row(job), shown)
 
         return await _with_job(info, id, change)
 
@@ -182,6 +201,62 @@ class Mutation:
         return _not_found(id)
 
     @strawberry.mutation(
+        description="Give a webhook job a new signing secret: generated (shown "
+        "once, in signingSecret) unless given. Requests are signed with both the "
+        "new and the previous secret for 7 days, or until "
+        "dropPreviousSigningSecret."
+    )
+    async def rotate_signing_secret(
+        self,
+        info: strawberry.Info,
+        id: strawberry.ID,
+        secret: str | None = strawberry.UNSET,
+    ) -> JobResult:
+        async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
+            box = _signing_box(info, job)
+            given = secret not in (None, strawberry.UNSET)
+            if given:
+                try:
+                    check_secret(secret)
+                except InvalidSecretError as exc:
+                    raise InvalidInputError.single("secret", str(exc)) from None
+            new = secret if given else new_secret()
+            current = _open_signing(box, job)
+            _apply(
+                job,
+                {
+                    "signing_secrets": seal_signing(box, [new, *current[:1]]),
+                    "signing_previous_until": now + PREVIOUS_SECRET_GRACE
+                    if current
+                    else None,
+                },
+                now,
+            )
+            return _with_secret(Job.from_row(job), None if given else new)
+
+        return await _with_job(info, id, change)
+
+    @strawberry.mutation(
+        description="Stop signing a webhook job's requests with its previous "
+        "secret, once every receiver checks the new one."
+    )
+    async def drop_previous_signing_secret(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> JobResult:
+        async def change(session: AsyncSession, job: models.Job, now: datetime) -> Job:
+            box = _signing_box(info, job)
+            current = _open_signing(box, job)
+            if len(current) > 1 or job.signing_previous_until is not None:
+                values = {
+                    "signing_secrets": seal_signing(box, current[:1]),
+                    "signing_previous_until": None,
+                }
+                _apply(job, values, now)
+            return Job.from_row(job)
+
+        return await _with_job(info, id, change)
+
+    @strawberry.mutation(
         description="Create a job that fetches the built-in quote every 5 seconds."
     )
     async def create_test_job(self, info: strawberry.Info) -> JobResult:
@@ -189,14 +264,52 @@ class Mutation:
 
 
 async def _create(info: strawberry.Info, spec: CreateJobInput) -> Job | InvalidInput:
+    box = _box(info)
     try:
         async with info.context.sessions.begin() as session:
             now = await store.db_now(session)
-            row = await store.upsert_job(session, create_values(spec, now))
+            values = create_values(spec, now, box)
+            # Without a signing secret in the input, a new webhook job gets a
+            # generated one, and a job updated by its key keeps its own.
+            generated = None
+            keep = "signing_secrets" not in values
+            if keep and values["action"]["kind"] == "webhook" and box is not None:
+                generated = new_secret()
+                values["signing_secrets"] = seal_signing(box, [generated])
+            row = await store.upsert_job(session, values, keep_signing=keep)
+            if generated and row.signing_secrets != values["signing_secrets"]:
+                generated = None  # the job kept the secret it had
             await store.wake_daemons(session)
     except InvalidInputError as exc:
         return InvalidInput.from_error(exc)
-    return Job.from_row(row)
+    return _with_secret(Job.from_row(row), generated)
+
+
+def _box(info: strawberry.Info) -> SecretBox | None:
+    return secret_box(info.context.state.settings)
+
+
+def _signing_box(info: strawberry.Info, job: models.Job) -> SecretBox:
+    """The box to seal a webhook job's signing secrets with, or InvalidInputError."""
+    if job.action.get("kind") != "webhook":
+        raise InvalidInputError.single("id", "only webhook jobs are signed")
+    try:
+        return require_box(info.context.state.settings)
+    except SecretKeyError as exc:
+        raise InvalidInputError.single("id", str(exc)) from None
+
+
+def _open_signing(box: SecretBox, job: models.Job) -> list[str]:
+    try:
+        return open_signing(box, job.signing_secrets)
+    except SecretKeyError as exc:
+        raise InvalidInputError.single("id", str(exc)) from None
+
+
+def _with_secret(job: Job, secret: str | None) -> Job:
+    """The job as a mutation that made its signing secret returns it."""
+    job.signing_secret = secret
+    return job
 
 
 async def _with_job(

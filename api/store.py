@@ -192,11 +192,15 @@ async def recent_executions(
     return (await session.exec(query)).all(), now
 
 
-async def upsert_job(session: AsyncSession, values: dict[str, Any]) -> Job:
+async def upsert_job(
+    session: AsyncSession, values: dict[str, Any], *, keep_signing: bool = False
+) -> Job:
     """Insert a job; with a ``key`` that exists, update that job in place instead.
 
     One statement, so two deploy scripts racing on the same key end with one row.
     A job someone paused stays paused when its definition is applied again.
+    With ``keep_signing``, a job that has signing secrets keeps them, and the
+    ones in ``values`` only go to a new job or one that had none.
     """
     statement = insert(Job).values(id=uuid.uuid4(), **values)
     if values.get("key") is not None:
@@ -212,6 +216,10 @@ async def upsert_job(session: AsyncSession, values: dict[str, Any]) -> Job:
             (keep_paused, table.c.state_reason), else_=excluded.state_reason
         )
         updates["updated_at"] = sa.func.tickwork_now()
+        if keep_signing and "signing_secrets" in values:
+            updates["signing_secrets"] = sa.func.coalesce(
+                table.c.signing_secrets, excluded.signing_secrets
+            )
         statement = statement.on_conflict_do_update(
             index_elements=["key"], set_=updates
         )

@@ -16,7 +16,9 @@ from api.context import NOW
 from api.fire_times import clamp_count, next_runs
 from api.pagination import Cursor, page_size, parse_cursor
 from shared import models
+from shared.actions import split_sensitive
 from shared.errors import InvalidInputError
+from shared.http import redact_url
 from shared.schedule import Schedule as StoredSchedule
 
 JobState = strawberry.enum(
@@ -202,17 +204,35 @@ class Schedule:
 
 @strawberry.type(description="A POST of the job's payload to a URL.")
 class WebhookAction:
-    url: str = strawberry.field(description="Where the payload goes.")
-    headers: JSON | None = strawberry.field(description="Extra request headers.")
+    headers: JSON | None = strawberry.field(
+        description="Extra request headers, secret ones left out."
+    )
+    secret_header_names: list[str] = strawberry.field(
+        description="The names of the headers whose values are secret: sent, "
+        "stored encrypted, never shown."
+    )
     verify_tls: bool = strawberry.field(description="The certificate is checked.")
     follow_redirects: bool = strawberry.field(description="3xx responses are followed.")
+    full_url: strawberry.Private[str]
+
+    @strawberry.field(
+        description="Where the payload goes. Read-only callers see scheme, host "
+        "and the start of the path only, since URLs can carry secrets."
+    )
+    def url(self, info: strawberry.Info) -> str:
+        return visible_url(info, self.full_url)
 
 
 @strawberry.type(description="A GET of a URL whose JSON response is kept.")
 class FetchAction:
-    url: str | None = strawberry.field(
-        description="The URL; null fetches the built-in quote."
+    full_url: strawberry.Private[str | None]
+
+    @strawberry.field(
+        description="The URL; null fetches the built-in quote. Read-only callers "
+        "see scheme, host and the start of the path only."
     )
+    def url(self, info: strawberry.Info) -> str | None:
+        return visible_url(info, self.full_url)
 
 
 @strawberry.type(description="What a run does: one of the fields is set.")
@@ -223,14 +243,25 @@ class Action:
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> Action:
         if data.get("kind") == "webhook":
+            # Credential headers stored in plain text by an earlier release are
+            # shown like the sealed ones: by name only.
+            plain, sensitive = split_sensitive(data.get("headers") or {})
             hook = WebhookAction(
-                url=data["url"],
-                headers=data.get("headers") or None,
+                full_url=data["url"],
+                headers=plain or None,
+                secret_header_names=[*data.get("secret_headers", []), *sensitive],
                 verify_tls=data.get("verify_tls", True),
                 follow_redirects=data.get("follow_redirects", False),
             )
             return cls(webhook=hook, fetch=None)
-        return cls(webhook=None, fetch=FetchAction(url=data.get("url")))
+        return cls(webhook=None, fetch=FetchAction(full_url=data.get("url")))
+
+
+def visible_url(info: strawberry.Info, url: str | None) -> str | None:
+    """The URL for write-scoped callers; scheme, host and path start for others."""
+    if url is None or getattr(info.context, "scope", None) == "write":
+        return url
+    return redact_url(url)
 
 
 @strawberry.type(description="How a job handles missed, overlapping and failing runs.")
@@ -269,10 +300,15 @@ class Policies:
         description="Keep this many newest finished runs, however old; null: keep "
         "them for TICKWORK_RETENTION_DAYS (30 by default)."
     )
-    alert_url: str | None = strawberry.field(
+    full_alert_url: strawberry.Private[str | None]
+
+    @strawberry.field(
         description="Where alerts about this job are POSTed; null: the daemon's "
-        "TICKWORK_ALERT_URL, and none when that is unset."
+        "TICKWORK_ALERT_URL, and none when that is unset. Read-only callers see "
+        "scheme, host and the start of the path only."
     )
+    def alert_url(self, info: strawberry.Info) -> str | None:
+        return visible_url(info, self.full_alert_url)
 
     @classmethod
     def from_row(cls, row: models.Job) -> Policies:
@@ -287,7 +323,7 @@ class Policies:
             retry_base_seconds=row.retry_base_seconds,
             retry_max_seconds=row.retry_max_seconds,
             keep_executions=row.keep_executions,
-            alert_url=row.alert_url,
+            full_alert_url=row.alert_url,
         )
 
 
@@ -315,6 +351,20 @@ class Job:
         description="Failed runs in a row since its last success."
     )
     created_at: datetime = strawberry.field(description="When it was created.")
+    signed: bool = strawberry.field(
+        description="Its webhooks carry a Standard Webhooks signature "
+        "(webhook-id, webhook-timestamp, webhook-signature)."
+    )
+    previous_signing_secret_until: datetime | None = strawberry.field(
+        description="After rotateSigningSecret, requests are also signed with the "
+        "previous secret until then; null: with the current one only."
+    )
+    signing_secret: str | None = strawberry.field(
+        default=None,
+        description="The signing secret, in the response of the mutation that "
+        "made it (createJob, updateJob, rotateSigningSecret) and nowhere else: "
+        "keep it then, it is never shown again. Null otherwise.",
+    )
     row_id: strawberry.Private[uuid.UUID]
     stored_schedule: strawberry.Private[StoredSchedule]
 
@@ -385,6 +435,8 @@ class Job:
             policies=Policies.from_row(row),
             consecutive_failures=row.consecutive_failures,
             created_at=row.created_at,
+            signed=row.signing_secrets is not None,
+            previous_signing_secret_until=row.signing_previous_until,
             row_id=row.id,
             stored_schedule=schedule,
         )

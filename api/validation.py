@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from strawberry import UNSET
 
@@ -24,10 +25,19 @@ from api.inputs import (
     UpdateJobInput,
 )
 from shared import models
-from shared.actions import Action, build_action, validate_url
+from shared.actions import Action, build_action, split_sensitive, validate_url
 from shared.errors import FieldError, InvalidInputError
 from shared.firing import Policies
 from shared.schedule import Schedule, build_schedule
+from shared.secrets import (
+    KEY_SETTING,
+    SecretBox,
+    SecretKeyError,
+    open_headers,
+    seal_headers,
+    seal_signing,
+)
+from shared.signing import InvalidSecretError, check_secret
 
 MAX_NAME = 200
 MAX_RETRIES = 100
@@ -67,8 +77,15 @@ NULLABLE_POLICIES = frozenset(
 T = TypeVar("T")
 
 
-def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
-    """Column values for a new job (or for the job with the same key)."""
+def create_values(
+    spec: CreateJobInput, now: datetime, box: SecretBox | None = None
+) -> dict[str, Any]:
+    """Column values for a new job (or for the job with the same key).
+
+    Secret headers are sealed with ``box``; the signing secret too, when the
+    input gives one (``signing_secrets`` is then among the values). Without a
+    box, any secret is refused.
+    """
     errors = nul_characters(spec)
     if errors:
         raise InvalidInputError(errors)
@@ -88,6 +105,10 @@ def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
     key = spec.key if spec.key not in (None, UNSET) else None
     if key is not None and not (0 < len(key.strip()) <= MAX_NAME):
         errors.append(FieldError("key", f"must be 1 to {MAX_NAME} characters"))
+    secrets = {}
+    if action is not None:
+        secrets = _collect(errors, lambda: _seal_headers(action, box, None)) or {}
+        secrets.update(_signing_input(spec.signing_secret, action, box, errors))
     if errors:
         raise InvalidInputError(errors)
 
@@ -102,18 +123,24 @@ def create_values(spec: CreateJobInput, now: datetime) -> dict[str, Any]:
         **DEFAULT_POLICIES,
         **policies,
         **timing(schedule, now),
+        **secrets,
     }
 
 
 def update_values(
-    spec: UpdateJobInput, now: datetime, job: models.Job
+    spec: UpdateJobInput,
+    now: datetime,
+    job: models.Job,
+    box: SecretBox | None = None,
 ) -> dict[str, Any]:
     """Column values for the fields ``spec`` gives; the rest stay as ``job`` has
     them.
 
     A new schedule also moves the next run time; other changes leave it alone.
     Policies that depend on each other are checked against the job's values of
-    those left out.
+    those left out. A new action's secret headers are sealed with ``box``,
+    taking the values it keeps from the job; with a box, headers an earlier
+    release stored in plain text move into the sealed ones.
     """
     errors = nul_characters(spec)
     if errors:
@@ -130,8 +157,14 @@ def update_values(
     if spec.payload is not UNSET:
         values["payload"] = _collect(errors, lambda: _payload(spec.payload))
     if _given(spec.action):
-        action = _collect(errors, lambda: _action(spec.action, spec.payload))
+        action = _collect(errors, lambda: _action(spec.action, spec.payload, job))
         values["action"] = action.model_dump(mode="json") if action else None
+        if action is not None:
+            values.update(
+                _collect(errors, lambda: _seal_headers(action, box, job)) or {}
+            )
+    elif box is not None:
+        values.update(seal_plain_secrets(job, box))
     policies = _policies(spec.policies, errors)
     values.update(policies)
     stored = {column: getattr(job, column) for column in RETRY_POLICIES}
@@ -328,13 +361,21 @@ def _payload(value: Any) -> Any:
     return value
 
 
-def _action(spec: ActionInput | None, payload: Any) -> Action:
+def _action(
+    spec: ActionInput | None, payload: Any, job: models.Job | None = None
+) -> Action:
+    """The action ``spec`` describes; on an update (``job`` given), secret
+    headers left out keep the job's."""
     webhook = fetch = None
     if _given(spec) and _given(spec.webhook):
         hook = spec.webhook
+        secret_headers = _or_none(hook.secret_headers)
+        if hook.secret_headers is UNSET and job is not None:
+            secret_headers = _kept_by_default(job, hook.headers)
         webhook = {
             "url": hook.url,
             "headers": _or_none(hook.headers),
+            "secret_headers": secret_headers,
             "verify_tls": hook.verify_tls is not False,
             "follow_redirects": bool(hook.follow_redirects),
         }
@@ -345,3 +386,129 @@ def _action(spec: ActionInput | None, payload: Any) -> Action:
 
 def _or_none(value: T) -> T | None:
     return None if value is UNSET else value
+
+
+def _kept_by_default(job: models.Job, headers: Any) -> dict[str, None]:
+    """The job's secret headers that an update leaving secretHeaders out keeps:
+    all but those the new plain headers name again."""
+    given = (
+        {str(name).lower() for name in headers} if isinstance(headers, dict) else set()
+    )
+    return {
+        name: None for name in stored_secret_names(job) if name.lower() not in given
+    }
+
+
+def stored_secret_names(job: models.Job) -> list[str]:
+    """The names of a job's secret headers, sealed or (from an earlier release)
+    plain."""
+    _, plain_secrets = split_sensitive(job.action.get("headers") or {})
+    return [*job.action.get("secret_headers", []), *plain_secrets]
+
+
+def _seal_headers(
+    action: Action, box: SecretBox | None, job: models.Job | None
+) -> dict[str, Any]:
+    """``{"secret_headers": token}`` for the action's secret headers.
+
+    Values the action keeps come from ``job``, and only while the URL stays on
+    the job's scheme, host and port: otherwise a write-only credential could
+    be read by pointing the job at another server.
+    """
+    field = "action.webhook.secretHeaders"
+    if action.kind == "fetch":
+        field = "action.fetch.url"
+    values = dict(action.secrets)
+    kept = action.kept_secrets
+    if kept:
+        if job is None:
+            raise InvalidInputError(
+                [FieldError(f"{field}.{name}", "give a value") for name in kept]
+            )
+        stored = {name.lower(): value for name, value in _stored(job, box).items()}
+        if _origin(action.url) != _origin(job.action.get("url")):
+            raise InvalidInputError(
+                [
+                    FieldError(
+                        f"{field}.{name}",
+                        "the URL moved to another host: give the value again",
+                    )
+                    for name in kept
+                ]
+            )
+        missing = [name for name in kept if name.lower() not in stored]
+        if missing:
+            raise InvalidInputError(
+                [FieldError(f"{field}.{n}", "has no stored value") for n in missing]
+            )
+        values.update({name: stored[name.lower()] for name in kept})
+    if values and box is None:
+        raise InvalidInputError.single(
+            field, f"cannot be stored: {KEY_SETTING} is not set on the API"
+        )
+    return {"secret_headers": seal_headers(box, values) if values else None}
+
+
+def _stored(job: models.Job, box: SecretBox | None) -> dict[str, str]:
+    """A job's secret headers, decrypted, with any still stored in plain text."""
+    _, plain_secrets = split_sensitive(job.action.get("headers") or {})
+    try:
+        return {**plain_secrets, **open_headers(box, job.secret_headers)}
+    except SecretKeyError as exc:
+        raise InvalidInputError.single(
+            "action.webhook.secretHeaders", str(exc)
+        ) from None
+
+
+def seal_plain_secrets(job: models.Job, box: SecretBox) -> dict[str, Any]:
+    """Values that move a job's plain credential headers (stored by an earlier
+    release) into its sealed ones; empty when it has none."""
+    headers = job.action.get("headers") or {}
+    plain, sensitive = split_sensitive(headers)
+    if not sensitive:
+        return {}
+    try:
+        sealed = open_headers(box, job.secret_headers)
+    except SecretKeyError:
+        return {}  # left as it is; the daemon still sends them
+    names = sorted({*job.action.get("secret_headers", []), *sensitive}, key=str.lower)
+    action = {**job.action, "headers": plain, "secret_headers": names}
+    return {
+        "action": action,
+        "secret_headers": seal_headers(box, {**sensitive, **sealed}),
+    }
+
+
+def _signing_input(
+    secret: str | None, action: Action, box: SecretBox | None, errors: list[FieldError]
+) -> dict[str, Any]:
+    """The signing secret column values of a secret given as input, if any."""
+    if secret is UNSET or secret is None:
+        return {}
+    if action.kind != "webhook":
+        errors.append(FieldError("signingSecret", "only webhooks are signed"))
+        return {}
+    try:
+        check_secret(secret)
+    except InvalidSecretError as exc:
+        errors.append(FieldError("signingSecret", str(exc)))
+        return {}
+    if box is None:
+        errors.append(
+            FieldError(
+                "signingSecret",
+                f"cannot be stored: {KEY_SETTING} is not set on the API",
+            )
+        )
+        return {}
+    return {
+        "signing_secrets": seal_signing(box, [secret]),
+        "signing_previous_until": None,
+    }
+
+
+def _origin(url: str | None) -> tuple[str, str, int | None] | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
