@@ -7,6 +7,14 @@ failures, 408, 425, 429 and every 5xx. Answers that would come back the same on
 every attempt fail the execution at once, whatever ``maxRetries`` says, and the
 error says why: other 4xx, a redirect not followed or a redirect loop, a TLS
 certificate that does not verify, a fetch whose body is not JSON or too large.
+
+A webhook is signed as Standard Webhooks describe (``shared/signing.py``):
+``webhook-id`` is the execution id, the same on every attempt, like
+``Idempotency-Key``; ``webhook-signature`` holds one signature per secret the
+job has, the previous one too during a rotation. A fetch is a GET with no body,
+to an API Tickwork reads rather than a receiver that must trust it, so it is
+not signed. The job's secret headers are decrypted here, just before sending,
+and go nowhere else.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from urllib.parse import urljoin
 from daemon.queue import Claim, Outcome
 from shared.http import DeliveryError, HttpClient, HttpResponse, redact_url
 from shared.retry import next_retry_delay, retry_after_seconds
+from shared.secrets import SecretKeyError, open_headers, open_signing, secret_box
 from shared.settings import Settings
+from shared.signing import signature_headers, signing_key
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +80,7 @@ async def perform(claim: Claim, client: HttpClient, settings: Settings) -> Outco
     retry_after: float | None = None
     try:
         if claim.action["kind"] == "webhook":
-            response = await _webhook(claim, client)
+            response = await _webhook(claim, client, settings)
         else:
             response, result = await _fetch(claim, client, settings)
     except DeliveryError as exc:
@@ -138,9 +148,12 @@ def outcome(
     )
 
 
-async def _webhook(claim: Claim, client: HttpClient) -> HttpResponse:
+async def _webhook(
+    claim: Claim, client: HttpClient, settings: Settings
+) -> HttpResponse:
     action = claim.action
     url = action["url"]
+    secret_headers, keys = _open_secrets(claim, settings, "POST", url)
     body = {
         "job_id": str(claim.job_id),
         "job_name": claim.job_name,
@@ -150,18 +163,23 @@ async def _webhook(claim: Claim, client: HttpClient) -> HttpResponse:
         "attempt": claim.attempt,
         "payload": claim.payload,
     }
+    content = json.dumps(body, separators=(",", ":")).encode()
+    message_id = str(claim.execution_id)
     headers = {
         **action.get("headers", {}),
+        **secret_headers,
         "content-type": "application/json",
-        IDEMPOTENCY_HEADER: str(claim.execution_id),
+        IDEMPOTENCY_HEADER: message_id,
+        **signature_headers(keys, message_id, int(time.time()), content),
     }
     response = await client.request(
         "POST",
         url,
         time_limit=claim.timeout_seconds,
         headers=headers,
-        content=json.dumps(body, separators=(",", ":")).encode(),
+        content=content,
         verify_tls=action.get("verify_tls", True),
+        ca_bundle=action.get("ca_bundle"),
         follow_redirects=action.get("follow_redirects", False),
         max_body=EXCERPT_BYTES,
     )
@@ -175,11 +193,15 @@ async def _fetch(
     claim: Claim, client: HttpClient, settings: Settings
 ) -> tuple[HttpResponse, Any]:
     url = claim.action.get("url") or settings.resolved_quote_url()
+    secret_headers, _ = _open_secrets(claim, settings, "GET", url)
     response = await client.request(
         "GET",
         url,
+        # The quote source is the operator's choice, not the job's: exempt.
+        checked=bool(claim.action.get("url")),
         time_limit=claim.timeout_seconds,
         headers={
+            **secret_headers,
             "accept": "application/json",
             IDEMPOTENCY_HEADER: str(claim.execution_id),
         },
@@ -210,6 +232,29 @@ async def _fetch(
             permanent="the same document would come back",
         )
     return response, document
+
+
+def _open_secrets(
+    claim: Claim, settings: Settings, method: str, url: str
+) -> tuple[dict[str, str], list[bytes]]:
+    """The job's secret headers and its signing keys, current first.
+
+    The previous key signs only until ``signing_previous_until``, compared
+    with the claim's start on the database clock. A key that cannot open the
+    secrets fails the attempt, to be retried: another daemon may hold the key.
+    """
+    if claim.secret_headers is None and claim.signing_secrets is None:
+        return {}, []
+    box = secret_box(settings)
+    try:
+        headers = open_headers(box, claim.secret_headers)
+        secrets = open_signing(box, claim.signing_secrets)
+    except SecretKeyError as exc:
+        raise AttemptFailed(f"{method} {redact_url(url)}: {exc}") from None
+    until = claim.signing_previous_until
+    if until is None or until <= claim.started_at:
+        secrets = secrets[:1]
+    return headers, [signing_key(secret) for secret in secrets]
 
 
 def _require_success(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -142,7 +142,8 @@ WITH due AS (
         e.scheduled_for, e.started_at, e.run_at
 )
 SELECT c.*, j.name AS job_name, j.action, j.payload, j.max_retries,
-    j.timeout_seconds, j.retry_base_seconds, j.retry_max_seconds
+    j.timeout_seconds, j.retry_base_seconds, j.retry_max_seconds,
+    j.secret_headers, j.signing_secrets, j.signing_previous_until
 FROM claimed c JOIN jobs j ON j.id = c.job_id
 """
 
@@ -359,6 +360,11 @@ class Claim:
     retry_max_seconds: float | None = None
     # When the execution was due (fire time plus jitter, or retry time).
     run_at: datetime | None = None
+    # The job's encrypted secrets (shared/secrets.py), opened only to send.
+    secret_headers: bytes | None = field(default=None, repr=False)
+    signing_secrets: bytes | None = field(default=None, repr=False)
+    # The previous signing secret also signs until then.
+    signing_previous_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -485,6 +491,9 @@ def _claim(row: dict[str, Any]) -> Claim:
         retry_base_seconds=row["retry_base_seconds"],
         retry_max_seconds=row["retry_max_seconds"],
         run_at=row["run_at"],
+        secret_headers=row["secret_headers"],
+        signing_secrets=row["signing_secrets"],
+        signing_previous_until=row["signing_previous_until"],
     )
 
 
