@@ -92,9 +92,10 @@ class Tls:
     client_key: Path | None = None
 
 
-# One connection pool per way of checking the server: whether to verify, and the
-# job's own certificate authorities (PEM text) when it has some.
-TlsKey = tuple[bool, str | None]
+# One connection pool per way of connecting: whether the egress policy applies,
+# whether to verify the server, and the job's own certificate authorities (PEM
+# text) when it has some.
+PoolKey = tuple[bool, bool, str | None]
 
 # Why a refused target is not retried.
 EGRESS_PERMANENT = "the egress policy refuses this target"
@@ -154,7 +155,7 @@ class HttpClient:
             self._make_ssl_context(True, None)
         # TLS settings belong to a connection pool, so targets that opt out of
         # verification, or bring their own authorities, get a client of their own.
-        self._clients: dict[TlsKey, httpx.AsyncClient] = {}
+        self._clients: dict[PoolKey, httpx.AsyncClient] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> HttpClient:
@@ -175,22 +176,23 @@ class HttpClient:
             self._resolver = CheckingResolver(inner, self.egress)
         return self._resolver
 
-    def _client(self, key: TlsKey, method: str, url: str) -> httpx.AsyncClient:
+    def _client(self, key: PoolKey, method: str, url: str) -> httpx.AsyncClient:
         client = self._clients.get(key)
         if client is None:
+            checked, verify, ca_pem = key
             try:
-                context = self._make_ssl_context(*key)
+                context = self._make_ssl_context(verify, ca_pem)
             except (ssl.SSLError, ValueError, OSError) as exc:
                 raise DeliveryError(
                     f"{method} {redact_url(url)}: TLS settings unusable: {exc}",
                     permanent="the CA bundle or client certificate is unusable",
                 ) from exc
             client = httpx.AsyncClient(
-                transport=self._make_transport(context),
+                transport=self._make_transport(context, checked),
                 headers={"user-agent": USER_AGENT, "accept-encoding": "identity"},
                 follow_redirects=False,
                 trust_env=False,
-                event_hooks={"request": [self._check_request]},
+                event_hooks={"request": [self._check_request] if checked else []},
             )
             self._clients[key] = client
         return client
@@ -210,14 +212,16 @@ class HttpClient:
             context.load_cert_chain(self._tls.client_cert, self._tls.client_key)
         return context
 
-    def _make_transport(self, context: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+    def _make_transport(
+        self, context: ssl.SSLContext, checked: bool
+    ) -> httpx.AsyncBaseTransport:
         proxy = httpx.Proxy(self._proxy) if self._proxy else None
         if self._transport_name == "aiohttp":
-            return self._aiohttp_transport(context, proxy)
+            return self._aiohttp_transport(context, proxy, checked)
         transport = httpx.AsyncHTTPTransport(
             verify=context, limits=self._limits, trust_env=False, proxy=proxy
         )
-        if proxy is None:
+        if proxy is None and checked:
             # httpx offers no way to choose the addresses it connects to, so the
             # pool's network backend is replaced by one that connects only to
             # checked addresses. With a proxy, the connection goes to the proxy
@@ -232,7 +236,7 @@ class HttpClient:
         return transport
 
     def _aiohttp_transport(
-        self, context: ssl.SSLContext, proxy: httpx.Proxy | None
+        self, context: ssl.SSLContext, proxy: httpx.Proxy | None, checked: bool
     ) -> httpx.AsyncBaseTransport:
         import aiohttp
         from httpx_aiohttp import AiohttpTransport
@@ -247,7 +251,7 @@ class HttpClient:
                 limit=self._limits.max_connections or 0,
                 keepalive_timeout=self._limits.keepalive_expiry,
                 ssl=context,
-                resolver=resolver.inner if proxy is not None else resolver,
+                resolver=resolver if checked and proxy is None else resolver.inner,
             )
             return aiohttp.ClientSession(connector=connector, trust_env=False)
 
@@ -277,16 +281,18 @@ class HttpClient:
         ca_bundle: str | None = None,
         follow_redirects: bool = False,
         max_body: int = 64 * 1024,
+        checked: bool = True,
     ) -> HttpResponse:
         """Send one request and read at most ``max_body`` bytes of the answer.
 
         Raises DeliveryError when no response arrives within ``time_limit`` seconds
         (waiting for a slot of the target's origin included) or the connection
         fails; any HTTP status is a response, not an error. ``ca_bundle`` (PEM
-        text) replaces the trusted authorities for this request.
+        text) replaces the trusted authorities for this request. ``checked``
+        False skips the egress policy: only for URLs the operator configured.
         """
         client = self._client(
-            (verify_tls, ca_bundle if verify_tls else None), method, url
+            (checked, verify_tls, ca_bundle if verify_tls else None), method, url
         )
         # Per-phase timeouts guard each step; the deadline below bounds the sum.
         phase = httpx.Timeout(time_limit)
@@ -325,7 +331,8 @@ class HttpClient:
             # an error that says what, and never a crash.
             meaning, permanent = _describe(exc)
             raise DeliveryError(
-                f"{method} {redact_url(url)}: {meaning}", permanent=permanent
+                f"{method} {redact_url(url)}: {scrub_url(meaning, url)}",
+                permanent=permanent,
             ) from exc
 
     async def aclose(self) -> None:
@@ -416,17 +423,49 @@ async def _read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bo
     return b"".join(chunks), False
 
 
+# The longest first path segment a redacted URL shows; a longer one may be a
+# token itself (https://webhook.example/<uuid>).
+REDACTED_SEGMENT = 16
+
+
 def redact_url(url: str) -> str:
-    """Scheme, host and the start of the path: URLs may carry credentials."""
+    """Scheme, host, port and the first path segment, as logs and errors show
+    a URL: user info, query, fragment and the rest of the path can carry
+    credentials (``https://hooks.slack.com/services/T0/B0/secret``), so they
+    become ``…``."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
         if parts.port:
             host = f"{host}:{parts.port}"
     except ValueError:
         return "<malformed URL>"
-    path = parts.path[:16] + ("…" if len(parts.path) > 16 else "")
+    first, slash, rest = parts.path.lstrip("/").partition("/")
+    if len(first) > REDACTED_SEGMENT:
+        first, rest = "", "…"
+    path = ("/" if parts.path else "") + first + slash
+    if rest or parts.query or parts.fragment:
+        path += "…"
     return f"{parts.scheme}://{host}{path}"
+
+
+def scrub_url(text: str, url: str) -> str:
+    """``text`` with the URL, and its secret parts, replaced by the redacted
+    URL: library error messages sometimes quote the whole URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text.replace(url, "<malformed URL>")
+    redacted = redact_url(url)
+    text = text.replace(url, redacted)
+    bare = urlunsplit(parts._replace(netloc=parts.hostname or ""))
+    secrets = [bare, parts.password, parts.query, parts.fragment, parts.path]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        if len(secret) > 1:
+            text = text.replace(secret, redacted)
+    return text
 
 
 def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -16,11 +16,14 @@ threads. Paths choose the misbehaviour:
   seconds after the response's Date), ``past`` (a date an hour ago),
   ``garbage`` or ``huge`` (a thousand years in seconds);
 * ``/redirect``: 302 to ``/ok``; ``/loop``: 302 to itself;
+* ``/to/<url>``: 302 to that URL (percent-encoded);
 * ``/big``: a 50 MB body;
 * ``/gzip-bomb``: ``Content-Encoding: gzip``, about 256 KiB on the wire that
   inflate to 256 MiB.
 
-Pass an ``ssl.SSLContext`` (see :func:`server_context`) to serve HTTPS.
+Pass an ``ssl.SSLContext`` (see :func:`server_context`) to serve HTTPS, and
+``host`` (and ``port``) to listen on another loopback address than 127.0.0.1.
+:attr:`Hostile.connections` counts the connections it accepted.
 :class:`StubResolver` stands in for DNS.
 """
 
@@ -39,6 +42,7 @@ from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import trustme
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -80,8 +84,14 @@ class _Server(ThreadingHTTPServer):
 class Hostile:
     """A misbehaving server on 127.0.0.1; use as a context manager."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.requests: list[str] = []
+        self.connections = 0
+        # The subject of the client certificate of each TLS connection that
+        # presented one.
+        self.client_certificates: list[Any] = []
         self.peak = 0
         self.big_bytes_sent = 0
         self._slow_now = 0
@@ -97,11 +107,17 @@ class Hostile:
             timeout = 10
 
             def setup(self) -> None:
+                with hostile._lock:
+                    hostile.connections += 1
                 if hostile._tls is not None:
                     self.request.settimeout(self.timeout)
                     self.request = hostile._tls.wrap_socket(
                         self.request, server_side=True
                     )
+                    peer = self.request.getpeercert()
+                    if peer:
+                        with hostile._lock:
+                            hostile.client_certificates.append(peer["subject"])
                 with hostile._lock:
                     hostile._open.add(self.request)
                 super().setup()
@@ -124,14 +140,18 @@ class Hostile:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever)
 
     @property
     def base_url(self) -> str:
         port = self._server.server_address[1]
         scheme = "https" if self._tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{port}"
+        return f"{scheme}://{self.host}:{port}"
+
+    @property
+    def host(self) -> str:
+        return self._server.server_address[0]
 
     @property
     def port(self) -> int:
@@ -181,6 +201,9 @@ class Hostile:
             _send(handler, code, b'{"error": "later"}', {"retry-after": value})
         elif kind == "redirect":
             _send(handler, 302, b"", {"location": self.url("/ok")})
+        elif kind == "to":
+            target = unquote(path.split("/to/", 1)[1])
+            _send(handler, 302, b"", {"location": target})
         elif kind == "loop":
             _send(handler, 302, b"", {"location": self.url("/loop")})
         elif kind == "big":
