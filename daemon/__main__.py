@@ -11,6 +11,7 @@ from daemon.worker import Worker
 from shared.errors import TickworkError
 from shared.logs import configure_logging
 from shared.schema_version import SchemaVersionError
+from shared.secrets import SecretKeyError, check_key_for_startup
 from shared.settings import get_settings
 
 logger = logging.getLogger("daemon")
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not get_settings().database_url:
         print("tickwork daemon: set TICKWORK_DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        check_key_for_startup(get_settings())
+    except SecretKeyError as exc:
+        print(f"tickwork daemon: {exc}", file=sys.stderr)
         return 2
     return _run()
 
