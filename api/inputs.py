@@ -70,6 +70,12 @@ class WebhookInput:
     follow_redirects: bool | None = strawberry.field(
         default=False, description="Follow 3xx responses instead of failing."
     )
+    ca_bundle: str | None = strawberry.field(
+        default=UNSET,
+        description="PEM certificates of the authorities the server's certificate "
+        "is verified against, instead of the daemon's trusted ones (for a server "
+        "with a private CA, without turning verifyTls off).",
+    )
 
 
 @strawberry.input(description="GET a URL and keep its JSON response as the result.")

@@ -213,6 +213,10 @@ class WebhookAction:
     )
     verify_tls: bool = strawberry.field(description="The certificate is checked.")
     follow_redirects: bool = strawberry.field(description="3xx responses are followed.")
+    ca_bundle: str | None = strawberry.field(
+        description="PEM certificates the server is verified against instead of "
+        "the daemon's trusted authorities; null: the daemon's."
+    )
     full_url: strawberry.Private[str]
 
     @strawberry.field(
@@ -252,6 +256,7 @@ class Action:
                 secret_header_names=[*data.get("secret_headers", []), *sensitive],
                 verify_tls=data.get("verify_tls", True),
                 follow_redirects=data.get("follow_redirects", False),
+                ca_bundle=data.get("ca_bundle"),
             )
             return cls(webhook=hook, fetch=None)
         return cls(webhook=None, fetch=FetchAction(full_url=data.get("url")))

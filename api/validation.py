@@ -378,6 +378,7 @@ def _action(
             "secret_headers": secret_headers,
             "verify_tls": hook.verify_tls is not False,
             "follow_redirects": bool(hook.follow_redirects),
+            "ca_bundle": _or_none(hook.ca_bundle),
         }
     if _given(spec) and _given(spec.fetch):
         fetch = {"url": _or_none(spec.fetch.url)}
