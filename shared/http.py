@@ -135,6 +135,8 @@ class HttpClient:
     ) -> None:
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
+        if transport == "httpx":
+            _require_network_backend()
         self._transport_name = transport
         self._limits = httpx.Limits(
             max_connections=max_connections,
@@ -226,13 +228,9 @@ class HttpClient:
             # pool's network backend is replaced by one that connects only to
             # checked addresses. With a proxy, the connection goes to the proxy
             # and the target is checked before the request instead.
-            pool = transport._pool
-            if not hasattr(pool, "_network_backend"):
-                raise RuntimeError(
-                    "this httpx cannot check egress; use TICKWORK_HTTP_TRANSPORT="
-                    "aiohttp"
-                )
-            pool._network_backend = CheckingBackend(self._checking_resolver())
+            transport._pool._network_backend = CheckingBackend(
+                self._checking_resolver()
+            )
         return transport
 
     def _aiohttp_transport(
@@ -342,6 +340,17 @@ class HttpClient:
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
+
+
+def _require_network_backend() -> None:
+    """Refuse to start on an httpx whose pool would not take the checking
+    network backend (see ``HttpClient._make_transport``)."""
+    probe = httpx.AsyncHTTPTransport(verify=False)
+    if not hasattr(getattr(probe, "_pool", None), "_network_backend"):
+        raise RuntimeError(
+            "this version of httpx cannot connect to checked addresses only; "
+            "use TICKWORK_HTTP_TRANSPORT=aiohttp"
+        )
 
 
 class _OriginSlots:
