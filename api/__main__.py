@@ -7,7 +7,9 @@ import sys
 import uvicorn
 
 from api.app import create_app
+from shared.auth import AuthSettingsError
 from shared.logs import configure_logging
+from shared.secrets import SecretKeyError, check_key_for_startup
 from shared.settings import get_settings
 
 
@@ -21,10 +23,20 @@ def main() -> int:
     if not settings.database_url:
         print("tickwork api: set TICKWORK_DATABASE_URL", file=sys.stderr)
         return 2
+    try:
+        check_key_for_startup(settings)
+    except SecretKeyError as exc:
+        print(f"tickwork api: {exc}", file=sys.stderr)
+        return 2
+    try:
+        app = create_app(settings)
+    except AuthSettingsError as exc:
+        print(f"tickwork api: {exc}", file=sys.stderr)
+        return 2
     # uvicorn handles SIGTERM and SIGINT: it stops accepting, lets requests
     # finish, closes WebSockets and then runs the app's shutdown.
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -17,6 +17,13 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from api import store
+from api.auth import (
+    SIGN_IN_HINT,
+    UNAUTHENTICATED,
+    Authenticator,
+    AuthRefused,
+    Principal,
+)
 from api.broadcaster import Broadcaster
 from shared.errors import DatabaseUnavailableError
 from shared.models import Attempt, Execution
@@ -36,6 +43,7 @@ class ApiState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     broadcaster: Broadcaster
+    auth: Authenticator
 
 
 class Context(BaseContext):
@@ -46,8 +54,12 @@ class Context(BaseContext):
         self.state = state
         self.sessions = state.sessions
         self.broadcaster = state.broadcaster
-        # What the caller may do: "read" or "write"; authentication sets it.
-        self.scope: str = "write"
+        # Who is calling: set from the request for HTTP, by on_ws_connect for a
+        # WebSocket. None means nobody, and no operation runs (api/auth.py).
+        self.principal: Principal | None = None
+        # A WebSocket's token, checked again before each of its operations so
+        # that a revocation also reaches connections that are already open.
+        self.credential: str | None = None
         # A WebSocket context lives as long as the connection, so its loaders
         # only batch and never cache: a cached row would go stale.
         self.last_execution = DataLoader(self._load_last_executions, cache=cache)
@@ -55,6 +67,17 @@ class Context(BaseContext):
         # The database clock, read once for every resolver that asks together
         # (and, on HTTP, once per request): load(NOW).
         self.clock = DataLoader(self._load_clock, cache=cache)
+
+    @property
+    def scope(self) -> str:
+        """What the caller may do: "read" or "write"."""
+        return self.principal.scope.value if self.principal else "read"
+
+    async def recheck(self) -> Principal | None:
+        """The caller, checked again where a connection outlives one request."""
+        if self.credential is not None:
+            self.principal = await self.state.auth.principal_for(self.credential)
+        return self.principal
 
     async def _load_last_executions(
         self, job_ids: Sequence[uuid.UUID]
@@ -79,7 +102,36 @@ class Context(BaseContext):
 async def get_context(connection: HTTPConnection) -> Context:
     """FastAPI dependency building the context; the app state holds the resources."""
     state: ApiState = connection.app.state.tickwork
-    return Context(state, cache=not isinstance(connection, WebSocket))
+    if isinstance(connection, WebSocket):
+        # The token comes later, in connection_init (router.on_ws_connect).
+        return Context(state, cache=False)
+    context = Context(state, cache=True)
+    context.principal = await _http_principal(state.auth, connection)
+    return context
+
+
+async def _http_principal(
+    auth: Authenticator, request: HTTPConnection
+) -> Principal | None:
+    """The caller of an HTTP request, or AuthRefused (401, 403, 503).
+
+    A GET without a query runs no operation (it asks for GraphiQL, which must
+    load before anyone signs in), so it goes on without a principal.
+    """
+    runs_nothing = request.scope["method"] == "GET" and not request.query_params.get(
+        "query"
+    )
+    try:
+        principal = await auth.from_request(request)
+    except AuthRefused:
+        if runs_nothing:
+            return None
+        raise
+    if principal is None and not runs_nothing:
+        raise AuthRefused(
+            401, UNAUTHENTICATED, f"authentication required: {SIGN_IN_HINT}"
+        )
+    return principal
 
 
 def is_lost_connection(exc: BaseException) -> bool:

@@ -7,6 +7,7 @@ NotFound the unknown id, and in both cases nothing is stored.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -15,6 +16,7 @@ import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import store
+from api.audit import record
 from api.fire_times import resumed_timing
 from api.inputs import (
     ActionInput,
@@ -151,6 +153,8 @@ class Mutation:
                 session, [execution_id], CANCELLED_BY_USER
             )
             row = await store.get_execution(session, execution_id)
+            if cancelled and row is not None:
+                await _record_execution(session, info, row.job_id, execution_id)
         if row is None:
             return _not_found(id, "execution")
         if not cancelled:
@@ -172,6 +176,7 @@ class Mutation:
         async with info.context.sessions.begin() as session:
             row = await store.retry_execution(session, execution_id, RETRIED_BY_USER)
             if row is not None:
+                await _record_execution(session, info, row.job_id, execution_id)
                 await store.wake_daemons(session)
             else:
                 row = await store.get_execution(session, execution_id)
@@ -195,6 +200,7 @@ class Mutation:
             async with info.context.sessions.begin() as session:
                 deleted = await store.delete_job(session, job_id)
                 if deleted:
+                    await record(session, info, info.field_name, job_id)
                     await store.wake_daemons(session)
             if deleted:
                 return Deleted(id=id)
@@ -279,6 +285,8 @@ async def _create(info: strawberry.Info, spec: CreateJobInput) -> Job | InvalidI
             row = await store.upsert_job(session, values, keep_signing=keep)
             if generated and row.signing_secrets != values["signing_secrets"]:
                 generated = None  # the job kept the secret it had
+            detail = {"name": row.name, "key": row.key}
+            await record(session, info, info.field_name, row.id, detail)
             await store.wake_daemons(session)
     except InvalidInputError as exc:
         return InvalidInput.from_error(exc)
@@ -328,10 +336,30 @@ async def _with_job(
             if job is None:
                 return _not_found(id)
             result = await change(session, job, await store.db_now(session))
+            await record(session, info, info.field_name, job.id, _given(info))
             await store.wake_daemons(session)
     except InvalidInputError as exc:
         return InvalidInput.from_error(exc)
     return result
+
+
+async def _record_execution(
+    session: AsyncSession,
+    info: strawberry.Info,
+    job_id: uuid.UUID,
+    execution_id: uuid.UUID,
+) -> None:
+    detail = {"execution_id": str(execution_id)}
+    await record(session, info, info.field_name, job_id, detail)
+
+
+def _given(info: strawberry.Info) -> dict[str, object] | None:
+    """For the audit trail: the names of the input fields a mutation was given.
+
+    Names only: values may hold secrets (headers, signing secrets).
+    """
+    given = info.selected_fields[0].arguments.get("input")
+    return {"fields": sorted(given)} if isinstance(given, dict) else None
 
 
 def _apply(job: models.Job, values: dict[str, object], now: datetime) -> None:

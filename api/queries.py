@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from api import store
+from api import audit, store
 from api.fire_times import clamp_count, fire_times
 from api.inputs import ScheduleInput
 from api.pagination import page_size, parse_cursor, parse_id
@@ -78,6 +78,27 @@ class Query:
         async with info.context.sessions() as session:
             row = await store.get_execution(session, execution_id)
         return Execution.from_row(row) if row is not None else None
+
+    @strawberry.field(
+        description="Who changed what: the audit trail, newest first, a page at "
+        "a time; with jobId, only the events about that job."
+    )
+    async def audit_events(
+        self,
+        info: strawberry.Info,
+        first: int | None = 50,
+        after: str | None = strawberry.UNSET,
+        job_id: strawberry.ID | None = strawberry.UNSET,
+    ) -> audit.AuditEventConnection:
+        size, cursor = page_size(first, 50), parse_cursor(after)
+        wanted = None
+        if job_id not in (None, strawberry.UNSET):
+            wanted = parse_id(job_id)
+            if wanted is None:  # not an id, so no job's events
+                return audit.AuditEventConnection.from_rows([], size)
+        async with info.context.sessions() as session:
+            rows = await audit.events_page(session, size, cursor, wanted)
+        return audit.AuditEventConnection.from_rows(rows, size)
 
     @strawberry.field(description="The worker daemons, newest first.")
     async def daemons(self, info: strawberry.Info) -> list[Daemon]:

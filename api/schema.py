@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import strawberry
 from graphql import GraphQLError
@@ -23,7 +23,7 @@ from strawberry.extensions import (
 )
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from api.auth import Authorization
 from api.context import is_lost_connection
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 UNAVAILABLE_MESSAGE = "database unavailable"
 UNAVAILABLE_CODE = "DATABASE_UNAVAILABLE"
+MASKED_MESSAGE = "Unexpected error."
 
 
 def create_schema(*, development: bool) -> strawberry.Schema:
@@ -50,13 +51,17 @@ def create_schema(*, development: bool) -> strawberry.Schema:
     if not development:
         extensions += [
             DisableIntrospection,
-            lambda: MaskErrors(should_mask_error=should_mask_error),
+            lambda: MaskErrors(
+                should_mask_error=should_mask_error, error_message=MASKED_MESSAGE
+            ),
         ]
     # Every operation needs a caller, and a mutation a write token.
     extensions.append(Authorization)
     # Last, so that its results pass through it before any other extension.
     extensions.append(DatabaseUnavailable)
+    extensions.append(ErrorCodes)
     return TickworkSchema(
+        masks_errors=not development,
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -71,8 +76,25 @@ class TickworkSchema(strawberry.Schema):
     Strawberry logs every error at ERROR with a traceback. Only unexpected
     errors deserve that; a lost database is one WARNING line per operation, and
     an error the client caused (a malformed query, a limit, a bad cursor) one
-    INFO line, since the client was told and nothing here is broken.
+    INFO line, since the client was told and nothing here is broken. With
+    ``masks_errors`` (production), no unexpected error's message gets out.
     """
+
+    def __init__(self, *args: Any, masks_errors: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.masks_errors = masks_errors
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(*args, **kwargs)
+        # An exception raised in an extension's hook ends the operation before
+        # MaskErrors sees the result, and Strawberry then answers with the
+        # exception's own message. Mask those here as well.
+        if self.masks_errors and result.errors:
+            result.errors = [
+                _masked(error) if should_mask_error(error) else error
+                for error in result.errors
+            ]
+        return result
 
     def process_errors(
         self,
@@ -116,6 +138,40 @@ class DatabaseUnavailable(SchemaExtension):
         yield None
 
 
+class ErrorCodes(SchemaExtension):
+    """Gives every expected error an ``extensions.code``, so that a client can
+    tell its own mistakes apart without parsing messages.
+
+    GRAPHQL_PARSE_FAILED for a document that does not parse (or is over the
+    token limit), GRAPHQL_VALIDATION_FAILED for one the schema or a limit
+    refuses, BAD_USER_INPUT for a value of the wrong type. Codes given where an
+    error is raised stay; unexpected errors get none (production masks them).
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        _label_errors(self.execution_context.result)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        _label_errors(result)
+        yield None
+
+
+def _label_errors(result: object) -> None:
+    if not isinstance(result, _ResultWithErrors) or not result.errors:
+        return
+    for error in result.errors:
+        if (error.extensions or {}).get("code") or not is_expected(error):
+            continue
+        if error.original_error is not None:
+            code = "BAD_USER_INPUT"
+        elif error.message.startswith("Syntax Error"):
+            code = "GRAPHQL_PARSE_FAILED"
+        else:
+            code = "GRAPHQL_VALIDATION_FAILED"
+        error.extensions = {**(error.extensions or {}), "code": code}
+
+
 @runtime_checkable
 class _ResultWithErrors(Protocol):
     errors: list[GraphQLError] | None
@@ -137,6 +193,16 @@ def _translate(error: GraphQLError) -> GraphQLError:
         path=error.path,
         original_error=DatabaseUnavailableError(UNAVAILABLE_MESSAGE),
         extensions={"code": UNAVAILABLE_CODE},
+    )
+
+
+def _masked(error: GraphQLError) -> GraphQLError:
+    return GraphQLError(
+        MASKED_MESSAGE,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
     )
 
 

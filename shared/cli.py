@@ -3,6 +3,7 @@
 ``tickwork api`` and ``tickwork daemon`` run one process each, for deployments;
 ``tickwork migrate`` applies the schema; ``tickwork up`` runs everything on one
 machine for development, with an embedded PostgreSQL when no database is set.
+``tickwork token`` creates, lists and revokes API tokens.
 The API and the daemon run as separate processes (``python -m api`` and
 ``python -m daemon``); this module only starts them.
 """
@@ -18,20 +19,35 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from shared.logs import configure_logging
-from shared.settings import get_settings
+from shared.settings import AuthMode, get_settings
+
+if TYPE_CHECKING:
+    from shared.auth import TokenInfo
 
 logger = logging.getLogger("tickwork")
 
-SUBCOMMANDS = ("up", "api", "daemon", "migrate")
+SUBCOMMANDS = ("up", "api", "daemon", "migrate", "token")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "api":
+        if os.environ.get("TICKWORK_AUTH", "").strip().lower() == AuthMode.OFF:
+            print(
+                "tickwork api: TICKWORK_AUTH=off is refused: `tickwork api` always "
+                "requires a token (`tickwork token create`); only `tickwork up` on "
+                "a loopback address runs without one",
+                file=sys.stderr,
+            )
+            return 2
         return _exec("api", [])
+    if args.command == "token":
+        return _token(args)
     if args.command == "daemon":
         return _exec("daemon", ["--check"] if args.check else [])
     try:
@@ -62,7 +78,86 @@ def _parser() -> argparse.ArgumentParser:
         help="only check that the database answers (exit 0) and stop",
     )
     commands.add_parser("migrate", help="bring the database schema up to date")
+
+    token = commands.add_parser("token", help="create, list and revoke API tokens")
+    actions = token.add_subparsers(dest="action", required=True)
+    create = actions.add_parser(
+        "create", help="make a token and print it, once; only its hash is stored"
+    )
+    create.add_argument("--name", required=True, help="a name to tell it by")
+    create.add_argument(
+        "--scope",
+        required=True,
+        choices=["read", "write"],
+        help="read: queries and subscriptions; write: mutations too",
+    )
+    actions.add_parser("list", help="show every token, without the tokens")
+    revoke = actions.add_parser("revoke", help="revoke a token at once")
+    revoke.add_argument("token", metavar="NAME-or-ID", help="the token's name or id")
     return parser
+
+
+def _token(args: argparse.Namespace) -> int:
+    """`tickwork token create|list|revoke`, straight against the database."""
+    import psycopg
+
+    from shared.auth import TokenError, create_token, list_tokens, revoke_token
+    from shared.models import TokenScope
+
+    url = get_settings().database_url
+    if not url:
+        print("tickwork token: set TICKWORK_DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "create":
+            info, token = create_token(url, args.name, TokenScope(args.scope))
+            print(token)
+            print(
+                f"Token {info.name!r} ({info.scope.value}, id {info.id}) created. "
+                "It is shown only this once: store it now.",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            _print_tokens(list_tokens(url))
+        else:
+            info, revoked = revoke_token(url, args.token)
+            when = _when(info.revoked_at)
+            if revoked:
+                print(f"Token {info.name!r} (id {info.id}) revoked.")
+            else:
+                print(
+                    f"Token {info.name!r} (id {info.id}) was revoked already, {when}."
+                )
+    except TokenError as exc:
+        print(f"tickwork token {args.action}: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.Error as exc:
+        print(f"tickwork token {args.action}: database error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_tokens(tokens: Sequence[TokenInfo]) -> None:
+    rows = [("NAME", "SCOPE", "CREATED", "LAST USED", "REVOKED", "ID")]
+    for info in tokens:
+        rows.append(
+            (
+                info.name,
+                info.scope.value,
+                _when(info.created_at),
+                _when(info.last_used_at),
+                _when(info.revoked_at),
+                str(info.id),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
 def _exec(module: str, args: Sequence[str]) -> int:
@@ -86,13 +181,29 @@ def _migrate() -> int:
 def _up() -> int:
     """Embedded PostgreSQL (if needed), migrations, the API and one daemon, until
     Ctrl-C; then everything stops in order."""
+    from shared.auth import is_loopback_host
     from shared.embedded import EmbeddedPostgres
     from shared.migrate import upgrade
+    from shared.secrets import key_from_file
 
     settings = get_settings()
     env = dict(os.environ)
     env.setdefault("TICKWORK_ENV", "development")
+    # Open only where nobody else can reach it: a development API on loopback.
+    # The API checks this again and refuses to start open anywhere else.
+    local = is_loopback_host(settings.host) and env["TICKWORK_ENV"] == "development"
+    if local:
+        env.setdefault("TICKWORK_AUTH", "off")
+    else:
+        logger.warning(
+            "TICKWORK_HOST=%s is not a loopback address, so authentication stays "
+            "on: create a token with `tickwork token create`",
+            settings.host,
+        )
     env.setdefault("TICKWORK_ALLOW_PRIVATE_TARGETS", "true")  # local hooks, /quote
+    if not env.get("TICKWORK_SECRET_KEY"):
+        # The same key on every start, or stored secrets could not be read.
+        env["TICKWORK_SECRET_KEY"] = key_from_file(settings.data_dir)
     embedded = None
     url = settings.database_url
     if not url:

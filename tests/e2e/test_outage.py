@@ -47,6 +47,7 @@ class Subscription:
     """An executionUpdates subscription over graphql-transport-ws, in a thread."""
 
     url: str
+    token: str
     updates: list[tuple[float, dict]] = field(default_factory=list)
     ended: str | None = None  # why the subscription or its socket ended
     ready: threading.Event = field(default_factory=threading.Event)
@@ -78,7 +79,8 @@ class Subscription:
         async with websockets.connect(
             self.url, subprotocols=["graphql-transport-ws"]
         ) as ws:
-            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            init = {"type": "connection_init", "payload": {"token": self.token}}
+            await ws.send(json.dumps(init))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
             query = "subscription { executionUpdates { id jobId status } }"
             await ws.send(
@@ -116,8 +118,13 @@ def query(url: str, sql: str, *params: object) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def graphql_error(base_url: str) -> dict:
-    response = httpx.post(f"{base_url}/graphql", json={"query": JOBS}, timeout=10)
+def graphql_error(system: Tickwork) -> dict:
+    response = httpx.post(
+        f"{system.base_url}/graphql",
+        json={"query": JOBS},
+        headers=system.headers,
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["data"] is None, body
@@ -159,7 +166,9 @@ def test_a_postgres_restart_under_load_pauses_everything_and_loses_nothing(
     try:
         system.wait_ready()
         production.wait_ready()
-        subscription = Subscription(f"ws://127.0.0.1:{system.port}/graphql")
+        subscription = Subscription(
+            f"ws://127.0.0.1:{system.port}/graphql", system.token
+        )
         subscription.start()
 
         with Target() as target:
@@ -190,8 +199,8 @@ def test_a_postgres_restart_under_load_pauses_everything_and_loses_nothing(
 
             ready = httpx.get(f"{system.base_url}/readyz", timeout=5)
             assert ready.status_code == 503, ready.text
-            for base_url in (system.base_url, production.base_url):
-                error = graphql_error(base_url)
+            for api in (system, production):
+                error = graphql_error(api)
                 assert error["message"] == "database unavailable", error
                 assert error["extensions"] == {"code": "DATABASE_UNAVAILABLE"}
 

@@ -69,9 +69,12 @@ def executions(tickwork: Tickwork, job_id: str) -> list[dict]:
     return [edge["node"] for edge in data["job"]["executions"]["edges"]]
 
 
-async def subscribe(url: str, ready: asyncio.Event, seen: list[dict]) -> None:
+async def subscribe(
+    url: str, token: str, ready: asyncio.Event, seen: list[dict]
+) -> None:
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        init = {"type": "connection_init", "payload": {"token": token}}
+        await ws.send(json.dumps(init))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         await ws.send(
             json.dumps(
@@ -104,7 +107,7 @@ def test_a_webhook_job_created_over_graphql_is_delivered_and_seen_live(
         ready = asyncio.Event()
         seen: list[dict] = []
         ws_url = f"ws://127.0.0.1:{tickwork.port}/graphql"
-        listener = loop.create_task(subscribe(ws_url, ready, seen))
+        listener = loop.create_task(subscribe(ws_url, tickwork.token, ready, seen))
         loop.run_until_complete(asyncio.wait_for(ready.wait(), 10))
 
         created_at = time.monotonic()

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from shared.auth import create_token, new_token
+from shared.models import TokenScope
 from shared.settings import Settings
 
 T = TypeVar("T")
+
+# The write token every test app accepts from its environment.
+BOOTSTRAP_TOKEN = new_token()
 
 JOB_FIELDS = """
   id key name state stateReason nextRunAt createdAt payload maxRetries timeoutSeconds
@@ -34,11 +40,36 @@ mutation ($input: CreateJobInput!) {{ createJob(input: $input) {{ {JOB_RESULT} }
 
 
 @contextmanager
-def api_client(database_url: str, env: str = "development") -> Iterator[TestClient]:
-    """The app with its lifespan running, as a TestClient."""
-    app = create_app(Settings(database_url=database_url, env=env))
-    with TestClient(app) as client:
+def api_client(
+    database_url: str,
+    env: str = "development",
+    *,
+    scope: Literal["write", "read"] | None = "write",
+) -> Iterator[TestClient]:
+    """The app with its lifespan running, as a TestClient.
+
+    Its requests carry a token of ``scope``: the bootstrap token for "write", a
+    stored read token for "read", and none at all for None.
+    """
+    settings = Settings(
+        database_url=database_url, env=env, bootstrap_token=BOOTSTRAP_TOKEN
+    )
+    with TestClient(create_app(settings)) as client:
+        if scope == "write":
+            client.headers.update(bearer(BOOTSTRAP_TOKEN))
+        elif scope == "read":
+            client.headers.update(bearer(stored_token(database_url, TokenScope.READ)))
         yield client
+
+
+def stored_token(database_url: str, scope: TokenScope, name: str | None = None) -> str:
+    """A new token in the database, as `tickwork token create` makes one."""
+    name = name or f"{scope.value}-{uuid.uuid4().hex[:8]}"
+    return create_token(database_url, name, scope)[1]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def graphql(

@@ -13,6 +13,7 @@ from api.app import create_app
 from shared.metrics import DaemonMetrics
 from shared.schedule import Schedule
 from shared.settings import Settings
+from tests.integration.api_helpers import api_client
 from tests.support.daemons import settings_for, settle, started, webhook
 from tests.support.jobs import db_now, insert_job
 from tests.support.target import Target
@@ -104,8 +105,7 @@ async def test_a_daemon_serves_its_metrics_over_http_on_a_port_of_its_own(
 def test_the_api_serves_its_request_and_subscriber_metrics(database_url: str) -> None:
     """GET /metrics lists requests by route template, method and status, and the
     subscriber gauge, in the Prometheus text format."""
-    app = create_app(Settings(database_url=database_url, env="development"))
-    with TestClient(app) as client:
+    with api_client(database_url) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/graphql", params={"query": "{ __typename }"}).is_success
         response = client.get("/metrics")

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from shared.auth import new_token
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -22,14 +24,21 @@ def free_port() -> int:
 
 
 class Tickwork:
-    """The API and daemons of one test, as real processes."""
+    """The API and daemons of one test, as real processes.
+
+    They accept ``token``, a write token given as TICKWORK_BOOTSTRAP_TOKEN;
+    ``headers`` carry it.
+    """
 
     def __init__(self, database_url: str, log_dir: Path, **settings: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.token = new_token()
+        self.headers = {"Authorization": f"Bearer {self.token}"}
         self.env = {
             **os.environ,
             "TICKWORK_DATABASE_URL": database_url,
+            "TICKWORK_BOOTSTRAP_TOKEN": self.token,
             "TICKWORK_PORT": str(self.port),
             "TICKWORK_ENV": "development",
             "TICKWORK_ALLOW_PRIVATE_TARGETS": "true",
@@ -54,6 +63,16 @@ class Tickwork:
         self.processes.append(process)
         return process
 
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run `tickwork ARGS` to the end, with this system's environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "shared.cli", *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -69,6 +88,7 @@ class Tickwork:
         response = httpx.post(
             f"{self.base_url}/graphql",
             json={"query": query, "variables": variables},
+            headers=self.headers,
             timeout=10,
         )
         response.raise_for_status()
