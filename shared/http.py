@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -92,10 +94,19 @@ class Tls:
     client_key: Path | None = None
 
 
+@dataclass(frozen=True)
+class ClientIdentity:
+    """A client certificate and its private key, as PEM text: what one job
+    presents instead of the daemon's ``TICKWORK_CLIENT_CERT``."""
+
+    certificate: str
+    key: str = field(repr=False)
+
+
 # One connection pool per way of connecting: whether the egress policy applies,
-# whether to verify the server, and the job's own certificate authorities (PEM
-# text) when it has some.
-PoolKey = tuple[bool, bool, str | None]
+# whether to verify the server, the job's own certificate authorities (PEM text)
+# and the job's own client certificate, when it has them.
+PoolKey = tuple[bool, bool, str | None, ClientIdentity | None]
 
 # Why a refused target is not retried.
 EGRESS_PERMANENT = "the egress policy refuses this target"
@@ -154,7 +165,7 @@ class HttpClient:
         if self._tls != Tls():
             # A CA bundle or client certificate that cannot be loaded stops the
             # daemon at start, rather than failing every run.
-            self._make_ssl_context(True, None)
+            self._make_ssl_context(True, None, None)
         # TLS settings belong to a connection pool, so targets that opt out of
         # verification, or bring their own authorities, get a client of their own.
         self._clients: dict[PoolKey, httpx.AsyncClient] = {}
@@ -181,9 +192,9 @@ class HttpClient:
     def _client(self, key: PoolKey, method: str, url: str) -> httpx.AsyncClient:
         client = self._clients.get(key)
         if client is None:
-            checked, verify, ca_pem = key
+            checked, verify, ca_pem, identity = key
             try:
-                context = self._make_ssl_context(verify, ca_pem)
+                context = self._make_ssl_context(verify, ca_pem, identity)
             except (ssl.SSLError, ValueError, OSError) as exc:
                 raise DeliveryError(
                     f"{method} {redact_url(url)}: TLS settings unusable: {exc}",
@@ -199,7 +210,9 @@ class HttpClient:
             self._clients[key] = client
         return client
 
-    def _make_ssl_context(self, verify: bool, ca_pem: str | None) -> ssl.SSLContext:
+    def _make_ssl_context(
+        self, verify: bool, ca_pem: str | None, identity: ClientIdentity | None
+    ) -> ssl.SSLContext:
         if not verify:
             context = httpx.create_ssl_context(verify=False, trust_env=False)
         elif ca_pem is not None:
@@ -210,7 +223,9 @@ class HttpClient:
             context = ssl.create_default_context(cafile=self._tls.ca_bundle)
         else:
             context = httpx.create_ssl_context(trust_env=False)
-        if self._tls.client_cert is not None:
+        if identity is not None:
+            _load_identity(context, identity)
+        elif self._tls.client_cert is not None:
             context.load_cert_chain(self._tls.client_cert, self._tls.client_key)
         return context
 
@@ -277,6 +292,7 @@ class HttpClient:
         content: bytes | None = None,
         verify_tls: bool = True,
         ca_bundle: str | None = None,
+        identity: ClientIdentity | None = None,
         follow_redirects: bool = False,
         max_body: int = 64 * 1024,
         checked: bool = True,
@@ -286,11 +302,14 @@ class HttpClient:
         Raises DeliveryError when no response arrives within ``time_limit`` seconds
         (waiting for a slot of the target's origin included) or the connection
         fails; any HTTP status is a response, not an error. ``ca_bundle`` (PEM
-        text) replaces the trusted authorities for this request. ``checked``
+        text) replaces the trusted authorities for this request, and
+        ``identity`` the client certificate it presents. ``checked``
         False skips the egress policy: only for URLs the operator configured.
         """
         client = self._client(
-            (checked, verify_tls, ca_bundle if verify_tls else None), method, url
+            (checked, verify_tls, ca_bundle if verify_tls else None, identity),
+            method,
+            url,
         )
         # Per-phase timeouts guard each step; the deadline below bounds the sum.
         phase = httpx.Timeout(time_limit)
@@ -340,6 +359,18 @@ class HttpClient:
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
+
+
+def _load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:
+    """Give ``context`` a client certificate held in memory. The ssl module
+    reads certificates only from files, so the pair is written to a private
+    temporary directory for the moment of loading."""
+    with tempfile.TemporaryDirectory(prefix="tickwork-identity-") as directory:
+        path = Path(directory) / "identity.pem"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"{identity.key.strip()}\n{identity.certificate.strip()}\n")
+        context.load_cert_chain(path)
 
 
 def _require_network_backend() -> None:

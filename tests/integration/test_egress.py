@@ -22,7 +22,7 @@ import trustme
 
 from shared.actions import Action
 from shared.egress import EgressPolicy
-from shared.http import EGRESS_PERMANENT, DeliveryError, HttpClient
+from shared.http import EGRESS_PERMANENT, ClientIdentity, DeliveryError, HttpClient
 from shared.schedule import Schedule
 from tests.support.daemons import one_pass, settings_for, webhook
 from tests.support.dns import StubDns
@@ -428,6 +428,46 @@ async def test_the_client_certificate_is_presented_to_a_server_that_requires_one
     assert server.requests == ["/ok"]
     [subject] = server.client_certificates
     assert (("commonName", "tickwork daemon"),) in subject
+
+
+@TRANSPORTS
+async def test_a_client_certificate_given_per_request_replaces_the_daemons(
+    ca: trustme.CA, transport: str
+) -> None:
+    """The HTTP client takes a certificate and key in memory for one request
+    (what a job's own client certificate needs), in place of the daemon's."""
+    tls = server_context(ca, "valid")
+    tls.verify_mode = ssl.CERT_REQUIRED
+    ca.configure_trust(tls)
+    cert = ca.issue_cert("job.test", common_name="one job")
+    identity = ClientIdentity(
+        certificate=cert.cert_chain_pems[0].bytes().decode(),
+        key=cert.private_key_pem.bytes().decode(),
+    )
+    client = HttpClient(
+        transport=transport,  # type: ignore[arg-type]
+        egress=EgressPolicy.permissive(),
+    )
+    pem = ca.cert_pem.bytes().decode()
+    try:
+        with Hostile(tls=tls) as server:
+            response = await client.request(
+                "GET",
+                f"{server.base_url}/ok",
+                time_limit=5,
+                ca_bundle=pem,
+                identity=identity,
+            )
+            with pytest.raises(DeliveryError):
+                await client.request(
+                    "GET", f"{server.base_url}/ok", time_limit=5, ca_bundle=pem
+                )
+    finally:
+        await client.aclose()
+
+    assert response.status == 200
+    [subject] = server.client_certificates
+    assert (("commonName", "one job"),) in subject
 
 
 # -- proxy ---------------------------------------------------------------------
