@@ -31,6 +31,7 @@ from api.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from api.mutations import Mutation
 from api.queries import Query
 from api.subscriptions import Subscription
+from api.validation import hide_input_values
 from shared.errors import DatabaseUnavailableError, TickworkError
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,9 @@ class TickworkSchema(strawberry.Schema):
         execution_context: ExecutionContext | None = None,
     ) -> None:
         operation = execution_context.operation_name if execution_context else None
+        for error in errors:
+            # Before logging: the same error objects go to the client.
+            hide_input_values(error)
         unexpected = []
         lost = False
         for error in errors:

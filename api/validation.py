@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from graphql import GraphQLError
 from strawberry import UNSET
 
 from api.fire_times import timing
@@ -108,6 +110,9 @@ def create_values(
     secrets = {}
     if action is not None:
         secrets = _collect(errors, lambda: _seal_headers(action, box, None)) or {}
+        secrets.update(
+            _collect(errors, lambda: _seal_client_key(action, box, None)) or {}
+        )
         secrets.update(_signing_input(spec.signing_secret, action, box, errors))
     if errors:
         raise InvalidInputError(errors)
@@ -162,6 +167,9 @@ def update_values(
         if action is not None:
             values.update(
                 _collect(errors, lambda: _seal_headers(action, box, job)) or {}
+            )
+            values.update(
+                _collect(errors, lambda: _seal_client_key(action, box, job)) or {}
             )
     elif box is not None:
         values.update(seal_plain_secrets(job, box))
@@ -379,6 +387,8 @@ def _action(
             "verify_tls": hook.verify_tls is not False,
             "follow_redirects": bool(hook.follow_redirects),
             "ca_bundle": _or_none(hook.ca_bundle),
+            "client_certificate": _or_none(hook.client_certificate),
+            "client_key": _or_none(hook.client_key),
         }
     if _given(spec) and _given(spec.fetch):
         fetch = {"url": _or_none(spec.fetch.url)}
@@ -450,6 +460,35 @@ def _seal_headers(
     return {"secret_headers": seal_headers(box, values) if values else None}
 
 
+def _seal_client_key(
+    action: Action, box: SecretBox | None, job: models.Job | None
+) -> dict[str, Any]:
+    """``{"client_key": token}`` for the key of the webhook's client certificate.
+
+    Without a new key, the job's stays, but only for the same certificate and
+    the same scheme, host and port: the key must not follow the job elsewhere.
+    """
+    field = "action.webhook.clientKey"
+    if action.client_certificate is None:
+        return {"client_key": None}
+    if action.client_key is None:
+        if (
+            job is None
+            or job.client_key is None
+            or job.action.get("client_certificate") != action.client_certificate
+            or _origin(action.url) != _origin(job.action.get("url"))
+        ):
+            raise InvalidInputError.single(
+                field, "give the private key of clientCertificate"
+            )
+        return {"client_key": job.client_key}
+    if box is None:
+        raise InvalidInputError.single(
+            field, f"cannot be stored: {KEY_SETTING} is not set on the API"
+        )
+    return {"client_key": box.seal({"client_key": action.client_key})}
+
+
 def _stored(job: models.Job, box: SecretBox | None) -> dict[str, str]:
     """A job's secret headers, decrypted, with any still stored in plain text."""
     _, plain_secrets = split_sensitive(job.action.get("headers") or {})
@@ -513,3 +552,36 @@ def _origin(url: str | None) -> tuple[str, str, int | None] | None:
         return None
     parts = urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+# GraphQL's own input errors quote the value they refused ("... Found: {...}",
+# "String cannot represent a non string value: ..."), which can be a secret
+# header or signing secret. The part before the quote says what was wrong.
+_INVALID_VALUE = re.compile(r"^(.*? has invalid value(?: at [^:]*)?: )(.*)$", re.S)
+_FOUND = re.compile(r"[.,]?\s*found$", re.I)
+# Where a refused value may hold a secret: a secret field itself, or an object
+# or list, which may hold anything (a whole webhook input, say).
+_SECRET_PATH = re.compile(r"secret|header", re.I)
+
+
+def hide_input_values(error: GraphQLError) -> None:
+    """Strip the quoted value from a GraphQL input error, in place, when it may
+    hold a secret, so that neither the response nor the log repeats it.
+
+    Plain values of other fields stay quoted ("Value cannot represent a
+    DateTime: "tomorrow""): they help the caller and hide nothing.
+    """
+    message = error.message
+    match = _INVALID_VALUE.match(message)
+    if match is not None:
+        where, what = match.groups()
+        if _SECRET_PATH.search(where) or "{" in what or "[" in what:
+            error.message = where + _what_was_wrong(what)
+    elif " cannot represent " in message and ("{" in message or "[" in message):
+        error.message = _what_was_wrong(message)
+
+
+def _what_was_wrong(message: str) -> str:
+    head = message.split(":", 1)[0]
+    head = _FOUND.sub("", head.rstrip()).rstrip(" .")
+    return head + ("" if head.endswith("?") else ".")

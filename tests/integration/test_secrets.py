@@ -443,3 +443,29 @@ def test_refused_secret_headers_are_named_never_shown(
         }
     ]
     assert "secret" not in json.dumps([bad, twice]).replace("secretHeaders", "")
+
+
+def test_graphql_input_errors_do_not_quote_secrets(
+    database_url: str, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo next to secretHeaders, or a signing secret of the wrong type, is
+    refused by GraphQL itself; neither the answer nor the log quotes the value."""
+    caplog.set_level(logging.DEBUG)
+    typo = hook("https://hooks.example/x", secretHeaders={"X-Pin": PIN})
+    typo["action"]["webhook"]["verifyTLS"] = True
+    wrong_type = {**hook("https://hooks.example/x"), "signingSecret": [PIN]}
+    with api_client(database_url) as client:
+        answers = [
+            client.post("/graphql", json={"query": CREATE, "variables": {"i": spec}})
+            for spec in (typo, wrong_type)
+        ]
+    messages = [answer.json()["errors"][0]["message"] for answer in answers]
+
+    assert messages == [
+        "Variable '$i' has invalid value at .action.webhook: Expected value of "
+        "type 'WebhookInput' not to include unknown field 'verifyTLS'. Did you "
+        "mean 'verifyTls'?",
+        "Variable '$i' has invalid value at .signingSecret: String cannot "
+        "represent a non string value.",
+    ]
+    assert PIN not in log_text(caplog.records)
