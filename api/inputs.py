@@ -76,6 +76,17 @@ class WebhookInput:
         "is verified against, instead of the daemon's trusted ones (for a server "
         "with a private CA, without turning verifyTls off).",
     )
+    client_certificate: str | None = strawberry.field(
+        default=UNSET,
+        description="A PEM client certificate to present to the server, instead "
+        "of the daemon's; needs clientKey.",
+    )
+    client_key: str | None = strawberry.field(
+        default=UNSET,
+        description="The unencrypted PEM private key of clientCertificate, stored "
+        "encrypted and never shown. Left out on updateJob: the stored key is "
+        "kept while the certificate and the URL's scheme, host and port stay.",
+    )
 
 
 @strawberry.input(description="GET a URL and keep its JSON response as the result.")

@@ -217,6 +217,10 @@ class WebhookAction:
         description="PEM certificates the server is verified against instead of "
         "the daemon's trusted authorities; null: the daemon's."
     )
+    client_certificate: str | None = strawberry.field(
+        description="The PEM client certificate presented to the server (its key "
+        "is never shown); null: the daemon's, if any."
+    )
     full_url: strawberry.Private[str]
 
     @strawberry.field(
@@ -257,6 +261,7 @@ class Action:
                 verify_tls=data.get("verify_tls", True),
                 follow_redirects=data.get("follow_redirects", False),
                 ca_bundle=data.get("ca_bundle"),
+                client_certificate=data.get("client_certificate"),
             )
             return cls(webhook=hook, fetch=None)
         return cls(webhook=None, fetch=FetchAction(full_url=data.get("url")))

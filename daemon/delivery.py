@@ -28,9 +28,21 @@ from typing import Any
 from urllib.parse import urljoin
 
 from daemon.queue import Claim, Outcome
-from shared.http import DeliveryError, HttpClient, HttpResponse, redact_url
+from shared.http import (
+    ClientIdentity,
+    DeliveryError,
+    HttpClient,
+    HttpResponse,
+    redact_url,
+)
 from shared.retry import next_retry_delay, retry_after_seconds
-from shared.secrets import SecretKeyError, open_headers, open_signing, secret_box
+from shared.secrets import (
+    KEY_SETTING,
+    SecretKeyError,
+    open_headers,
+    open_signing,
+    secret_box,
+)
 from shared.settings import Settings
 from shared.signing import signature_headers, signing_key
 
@@ -180,6 +192,7 @@ async def _webhook(
         content=content,
         verify_tls=action.get("verify_tls", True),
         ca_bundle=action.get("ca_bundle"),
+        identity=_identity(claim, settings, url),
         follow_redirects=action.get("follow_redirects", False),
         max_body=EXCERPT_BYTES,
     )
@@ -255,6 +268,23 @@ def _open_secrets(
     if until is None or until <= claim.started_at:
         secrets = secrets[:1]
     return headers, [signing_key(secret) for secret in secrets]
+
+
+def _identity(claim: Claim, settings: Settings, url: str) -> ClientIdentity | None:
+    """The job's own client certificate and its decrypted key, if it has them.
+    A key that cannot be opened fails the attempt, to be retried, like other
+    secrets."""
+    certificate = claim.action.get("client_certificate")
+    if certificate is None or claim.client_key is None:
+        return None
+    box = secret_box(settings)
+    try:
+        if box is None:
+            raise SecretKeyError(f"{KEY_SETTING} is not set, so secrets cannot be read")
+        key = box.open(claim.client_key)["client_key"]
+    except SecretKeyError as exc:
+        raise AttemptFailed(f"POST {redact_url(url)}: {exc}") from None
+    return ClientIdentity(certificate=certificate, key=key)
 
 
 def _require_success(

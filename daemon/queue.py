@@ -143,7 +143,7 @@ WITH due AS (
 )
 SELECT c.*, j.name AS job_name, j.action, j.payload, j.max_retries,
     j.timeout_seconds, j.retry_base_seconds, j.retry_max_seconds,
-    j.secret_headers, j.signing_secrets, j.signing_previous_until
+    j.secret_headers, j.signing_secrets, j.signing_previous_until, j.client_key
 FROM claimed c JOIN jobs j ON j.id = c.job_id
 """
 
@@ -365,6 +365,8 @@ class Claim:
     signing_secrets: bytes | None = field(default=None, repr=False)
     # The previous signing secret also signs until then.
     signing_previous_until: datetime | None = None
+    # The encrypted key of the job's own client certificate.
+    client_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -494,6 +496,7 @@ def _claim(row: dict[str, Any]) -> Claim:
         secret_headers=row["secret_headers"],
         signing_secrets=row["signing_secrets"],
         signing_previous_until=row["signing_previous_until"],
+        client_key=row["client_key"],
     )
 
 

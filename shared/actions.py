@@ -8,6 +8,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.egress import EgressPolicy, EgressRefused, ip_literal
@@ -91,6 +92,12 @@ class Action(BaseModel):
     # PEM certificates this webhook's server is verified against, instead of
     # the daemon's trusted authorities.
     ca_bundle: str | None = None
+    # The PEM client certificate this webhook presents, instead of the daemon's;
+    # its private key lives encrypted in ``jobs.client_key``.
+    client_certificate: str | None = None
+    # The key given with this input: never stored in ``jobs.action``. None with
+    # a certificate keeps the key the job has.
+    client_key: str | None = Field(default=None, exclude=True, repr=False)
     # The names of the secret headers; their values live encrypted in
     # ``jobs.secret_headers``.
     secret_headers: list[str] = Field(default_factory=list)
@@ -154,6 +161,7 @@ def build_action(
         ca_bundle = _collect(
             errors, _ca_bundle, webhook.get("ca_bundle"), f"{field}.webhook.caBundle"
         )
+        certificate, key = _collect_identity(errors, webhook, f"{field}.webhook")
         headers_field = f"{field}.webhook.headers"
         secrets_field = f"{field}.webhook.secretHeaders"
         headers = _collect(errors, _headers, webhook.get("headers"), headers_field)
@@ -174,6 +182,8 @@ def build_action(
             verify_tls=webhook.get("verify_tls", True) is not False,
             follow_redirects=bool(webhook.get("follow_redirects", False)),
             ca_bundle=ca_bundle,
+            client_certificate=certificate,
+            client_key=key,
             secret_headers=sorted(named, key=str.lower),
             secrets={k: v for k, v in named.items() if v is not None},
         )
@@ -355,3 +365,60 @@ def _ca_bundle(value: Any, field: str) -> str | None:
     if not certificates:
         raise InvalidInputError.single(field, "holds no certificate")
     return value.strip() + "\n"
+
+
+def _collect_identity(
+    errors: list[FieldError], webhook: dict[str, Any], field: str
+) -> tuple[str | None, str | None]:
+    """The webhook's client certificate and key (PEM), checked to be a pair.
+
+    A key needs its certificate; a certificate without a key is checked by the
+    caller against the key the job already has.
+    """
+    given_certificate = webhook.get("client_certificate")
+    given_key = webhook.get("client_key")
+    certificate_field = f"{field}.clientCertificate"
+    key_field = f"{field}.clientKey"
+    certificate = _collect(
+        errors, _client_certificate, given_certificate, certificate_field
+    )
+    if given_key is None or (isinstance(given_key, str) and not given_key.strip()):
+        return certificate, None
+    if given_certificate is None:
+        errors.append(FieldError(key_field, "give clientCertificate with it"))
+        return None, None
+    if certificate is None:
+        return None, None
+    try:
+        key = serialization.load_pem_private_key(str(given_key).encode(), None)
+    except (ValueError, TypeError):
+        # The message never repeats the value: it is a secret.
+        errors.append(FieldError(key_field, "is not an unencrypted PEM private key"))
+        return None, None
+    public = x509.load_pem_x509_certificate(certificate.encode()).public_key()
+    if _public_bytes(key.public_key()) != _public_bytes(public):
+        errors.append(FieldError(key_field, "is not the key of clientCertificate"))
+        return None, None
+    return certificate, str(given_key).strip() + "\n"
+
+
+def _client_certificate(value: Any, field: str) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or len(value) > MAX_CA_BUNDLE_LENGTH:
+        raise InvalidInputError.single(
+            field, f"must be PEM text of at most {MAX_CA_BUNDLE_LENGTH} characters"
+        )
+    try:
+        x509.load_pem_x509_certificate(value.encode())
+    except ValueError:
+        raise InvalidInputError.single(
+            field, "is not a PEM certificate (-----BEGIN CERTIFICATE-----...)"
+        ) from None
+    return value.strip() + "\n"
+
+
+def _public_bytes(key: Any) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )

@@ -162,6 +162,11 @@ class Job(SQLModel, table=True):
     )
     # Deliveries are also signed with the previous secret until then.
     signing_previous_until: datetime | None = None
+    # Fernet token of the private key of the job's own client certificate
+    # (the certificate is in ``action``). Never sent to a client.
+    client_key: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True), repr=False
+    )
     # Pause the job after this many failed executions in a row; None: never.
     pause_after_failures: int | None = None
     consecutive_failures: int = Field(
