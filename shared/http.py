@@ -499,12 +499,14 @@ def scrub_url(text: str, url: str) -> str:
     except ValueError:
         return text.replace(url, "<malformed URL>")
     redacted = redact_url(url)
-    text = text.replace(url, redacted)
-    bare = urlunsplit(parts._replace(netloc=parts.hostname or ""))
-    secrets = [bare, parts.password, parts.query, parts.fragment, parts.path]
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        if len(secret) > 1:
-            text = text.replace(secret, redacted)
+    netloc = parts.netloc.rpartition("@")[2]
+    bare = parts._replace(netloc=netloc)
+    whole = [url, urlunsplit(bare), urlunsplit(bare._replace(query="", fragment=""))]
+    for form in whole:
+        text = text.replace(form, redacted)
+    for part in (parts.password, parts.query, parts.fragment, parts.path):
+        if part and len(part) > 1:
+            text = text.replace(part, "…")
     return text
 
 
