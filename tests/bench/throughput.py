@@ -91,9 +91,13 @@ def _once(session: Session, daemons: int, runs: int, rep: int) -> dict[str, Any]
         started = time.time()
 
         def all_done() -> bool:
-            (done,) = conn.execute(
-                "SELECT count(*) FROM executions WHERE status = 'SUCCEEDED'"
+            done, failed = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'SUCCEEDED'),"
+                " count(*) FILTER (WHERE status IN ('FAILED', 'RETRYING'))"
+                " FROM executions"
             ).fetchone()
+            if failed or any(d.poll() is not None for d in processes.daemons):
+                raise RuntimeError(f"runs failed or a daemon stopped; see {log_dir}")
             return done >= runs
 
         finished = wait_until(all_done, timeout=600, interval=0.02)
