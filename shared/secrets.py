@@ -192,3 +192,66 @@ def open_signing(box: SecretBox | None, token: bytes | None) -> list[str]:
     if box is None:
         raise SecretKeyError(f"{KEY_SETTING} is not set, so secrets cannot be read")
     return list(box.open(token)["signing"])
+
+
+# Every job's secrets, locked while they are written again under the first key.
+LOCK_SEALED_JOBS = """
+SELECT id, secret_headers, signing_secrets FROM jobs
+WHERE secret_headers IS NOT NULL OR signing_secrets IS NOT NULL
+ORDER BY id
+FOR UPDATE
+"""
+
+
+def reseal_jobs(database_url: str, box: SecretBox) -> int:
+    """Encrypt every job's secrets again under the first key; returns how many
+    jobs were written. One transaction: a key that opens none of them changes
+    nothing and raises SecretKeyError.
+
+    After it, the keys behind the first can leave TICKWORK_SECRET_KEY.
+    """
+    import psycopg
+
+    from shared.db import libpq_url
+
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        rows = conn.execute(LOCK_SEALED_JOBS).fetchall()
+        for job_id, headers, signing in rows:
+            conn.execute(
+                "UPDATE jobs SET secret_headers = %s, signing_secrets = %s "
+                "WHERE id = %s",
+                (
+                    box.reseal(headers) if headers is not None else None,
+                    box.reseal(signing) if signing is not None else None,
+                    job_id,
+                ),
+            )
+    return len(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m shared.secrets reseal``: after putting a new key first in
+    TICKWORK_SECRET_KEY, rewrite every job's secrets under it."""
+    import sys
+
+    from shared.settings import get_settings
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["reseal"]:
+        print("usage: python -m shared.secrets reseal", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    if not settings.database_url:
+        print("reseal: set TICKWORK_DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        count = reseal_jobs(settings.database_url, require_box(settings))
+    except SecretKeyError as exc:
+        print(f"reseal: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    print(f"resealed the secrets of {count} jobs under the first key")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -469,3 +469,42 @@ def test_graphql_input_errors_do_not_quote_secrets(
         "represent a non string value.",
     ]
     assert PIN not in log_text(caplog.records)
+
+
+async def test_resealing_lets_the_old_key_go(
+    database_url: str, db: psycopg.AsyncConnection, key: str, target: Target
+) -> None:
+    """After a new key is put first and `python -m shared.secrets reseal` ran,
+    the new key alone opens every job; a key that opens nothing changes nothing."""
+    with api_client(database_url) as client:
+        job = create(client, hook(target.url("/ok"), secretHeaders={"X-Pin": PIN}))
+        assert graphql(client, TRIGGER, {"id": job["id"]})["triggerJob"]
+    new = Fernet.generate_key().decode()
+
+    def reseal(keys: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "TICKWORK_DATABASE_URL": database_url}
+        env["TICKWORK_SECRET_KEY"] = keys
+        return subprocess.run(
+            [sys.executable, "-m", "shared.secrets", "reseal"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    cur = await db.execute("SELECT secret_headers FROM jobs")
+    before = bytes((await cur.fetchone())[0])
+    refused = reseal(Fernet.generate_key().decode())
+    assert refused.returncode == 1
+    assert "cannot be decrypted" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    cur = await db.execute("SELECT secret_headers FROM jobs")
+    assert bytes((await cur.fetchone())[0]) == before
+
+    done = reseal(f"{new},{key}")
+    assert done.returncode == 0, done.stderr
+    assert "resealed the secrets of 1 jobs" in done.stdout
+
+    await one_pass(settings_for(database_url, secret_key=new))
+    [request] = target.wait_for(1)
+    assert request.headers["x-pin"] == PIN
