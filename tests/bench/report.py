@@ -89,6 +89,8 @@ def table(results: dict[str, Any]) -> str:
             f"{_num(figure['min']) + '-' + _num(figure['max']):>19} | {load:>4.1f} |"
         )
     lines.append("")
+    for name, error in results.get("failed", {}).items():
+        lines.append(f"FAILED {name}: {error}")
     for name, value in results.items():
         if name.endswith(("_per_s", "_ms", "_mb", "_late", "_ratio")) or "_vs_" in name:
             lines.append(f"{name}: {_num(value)}")

@@ -87,12 +87,19 @@ def main() -> int:
                 "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "load_before": os.getloadavg(),
                 "scenarios": {},
+                "failed": {},
             }
             for name in args.only or SCENARIOS:
                 logger.info("scenario %s", name)
                 begun = time.monotonic()
                 module = importlib.import_module(f"tests.bench.{name}")
-                results["scenarios"][name] = module.run(session)
+                try:
+                    results["scenarios"][name] = module.run(session)
+                except Exception as exc:
+                    # One broken scenario should not cost the others' figures.
+                    logger.exception("scenario %s failed", name)
+                    results["failed"][name] = f"{type(exc).__name__}: {exc}"
+                    continue
                 results["scenarios"][name]["seconds"] = time.monotonic() - begun
                 results["scenarios"][name]["load"] = os.getloadavg()
                 logger.info(
@@ -107,7 +114,7 @@ def main() -> int:
     results.update(headline(results["scenarios"]))
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=1))
     print(table(results))
-    return 0
+    return 1 if results["failed"] else 0
 
 
 def _machine() -> dict[str, Any]:
