@@ -206,6 +206,17 @@ def test_api_runs_in_production_mode_unless_told_otherwise(services):
     assert _default_of(value) == "production"
 
 
+def test_the_api_requires_a_bootstrap_token_from_the_shell(services):
+    """The API's token comes from the shell or .env, never a default in this file
+    that every copy of it would share; and nothing turns authentication off."""
+    value = _environment(services["api"]).get("TICKWORK_BOOTSTRAP_TOKEN", "")
+
+    assert re.fullmatch(r"\$\{TICKWORK_BOOTSTRAP_TOKEN:\?.+\}", value), value
+    for name, service in services.items():
+        assert "TICKWORK_AUTH" not in _environment(service), name
+    assert "TICKWORK_BOOTSTRAP_TOKEN" not in _environment(services["daemon"])
+
+
 def test_final_image_installs_the_package(final_stage):
     """The runtime stage installs the project with `pip install .`."""
     runs = _instructions(final_stage, "RUN")
