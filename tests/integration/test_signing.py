@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -117,7 +118,7 @@ async def test_a_receiver_verifies_the_signature_with_standardwebhooks(
 async def test_a_receiver_verifies_the_signature_with_plain_hmac(
     database_url: str, key: str, target: Target
 ) -> None:
-    """The README's hmac recipe: HMAC-SHA256 of "id.timestamp.body"."""
+    """HMAC-SHA256 of "id.timestamp.body", computed here from scratch."""
     with api_client(database_url) as client:
         job = create(client, webhook_job(target.url("/ok")))
         trigger(client, job["id"])
@@ -133,6 +134,39 @@ async def test_a_receiver_verifies_the_signature_with_plain_hmac(
     expected = base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest())
     versions = [value.split(",", 1) for value in headers["webhook-signature"].split()]
     assert ["v1", expected.decode()] in versions
+
+
+async def test_the_readme_receivers_accept_a_delivery_and_refuse_a_forgery(
+    database_url: str, key: str, target: Target
+) -> None:
+    """The two Python examples of the README's "Signed webhooks", run as
+    written against a real delivery, and against the same body altered."""
+    with api_client(database_url) as client:
+        job = create(client, webhook_job(target.url("/ok")))
+        trigger(client, job["id"])
+    await one_pass(settings_for(database_url, secret_key=key))
+    [request] = target.wait_for(1)
+
+    library, plain = readme_examples()
+    namespace: dict[str, Any] = {"TICKWORK_SIGNING_SECRET": job["signingSecret"]}
+    exec(library, namespace)  # the README's own examples, run as written
+    exec(plain, namespace)
+    forged = request.body.replace(b'"daily"', b'"never"')
+
+    assert namespace["receive"](request.body, request.headers)["job_id"] == job["id"]
+    assert namespace["verified"](job["signingSecret"], request.body, request.headers)
+    assert not namespace["verified"](job["signingSecret"], forged, request.headers)
+    with pytest.raises(WebhookVerificationError):
+        namespace["receive"](forged, request.headers)
+
+
+def readme_examples() -> list[str]:
+    """The Python code blocks of the README's "Signed webhooks" section."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Signed webhooks", 1)[1].split("\n### ", 1)[0]
+    blocks = [part.split("```", 1)[0] for part in section.split("```python\n")[1:]]
+    assert len(blocks) == 2, "the section shows two Python receivers"
+    return blocks
 
 
 async def test_during_a_rotation_both_secrets_verify_until_the_old_is_dropped(
