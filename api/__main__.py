@@ -7,6 +7,7 @@ import sys
 import uvicorn
 
 from api.app import create_app
+from api.limits import MAX_BODY_BYTES
 from shared.auth import AuthSettingsError
 from shared.logs import configure_logging
 from shared.secrets import SecretKeyError, check_key_for_startup
@@ -41,6 +42,8 @@ def main() -> int:
         port=settings.port,
         log_config=None,
         proxy_headers=True,
+        # A WebSocket message carries one operation, like an HTTP body.
+        ws_max_size=MAX_BODY_BYTES,
     )
     return 0
 
