@@ -365,10 +365,7 @@ class Job:
         description="Its webhooks carry a Standard Webhooks signature "
         "(webhook-id, webhook-timestamp, webhook-signature)."
     )
-    previous_signing_secret_until: datetime | None = strawberry.field(
-        description="After rotateSigningSecret, requests are also signed with the "
-        "previous secret until then; null: with the current one only."
-    )
+    signing_previous_until: strawberry.Private[datetime | None]
     signing_secret: str | None = strawberry.field(
         default=None,
         description="The signing secret, in the response of the mutation that "
@@ -391,6 +388,20 @@ class Job:
         now = await info.context.clock.load(NOW)
         return next_runs(
             self.state, self.stored_schedule, self.next_run_at, now, clamp_count(count)
+        )
+
+    @strawberry.field(
+        description="After rotateSigningSecret, requests are also signed with the "
+        "previous secret until then; null: with the current one only."
+    )
+    async def previous_signing_secret_until(
+        self, info: strawberry.Info
+    ) -> datetime | None:
+        if self.signing_previous_until is None:
+            return None  # without reading the clock
+        now = await info.context.clock.load(NOW)
+        return (
+            self.signing_previous_until if self.signing_previous_until > now else None
         )
 
     @strawberry.field(description="Its newest execution, if any.")
@@ -446,7 +457,7 @@ class Job:
             consecutive_failures=row.consecutive_failures,
             created_at=row.created_at,
             signed=row.signing_secrets is not None,
-            previous_signing_secret_until=row.signing_previous_until,
+            signing_previous_until=row.signing_previous_until,
             row_id=row.id,
             stored_schedule=schedule,
         )

@@ -230,11 +230,14 @@ async def test_the_previous_secret_stops_signing_after_its_grace_period(
 
     await shift_clock(db, database_name(database_url), "7 days 1 minute")
     await one_pass(settings_for(database_url, secret_key=key))
+    with api_client(database_url) as client:
+        read_back = graphql(client, JOB, {"id": job["id"]})["job"]
 
     [request] = target.wait_for(1)
     assert verify(new, request)
     with pytest.raises(WebhookVerificationError):
         verify(old, request)
+    assert read_back["previousSigningSecretUntil"] is None
 
 
 async def test_a_given_secret_signs_and_applying_a_key_again_keeps_it(
