@@ -196,8 +196,9 @@ def open_signing(box: SecretBox | None, token: bytes | None) -> list[str]:
 
 # Every job's secrets, locked while they are written again under the first key.
 LOCK_SEALED_JOBS = """
-SELECT id, secret_headers, signing_secrets FROM jobs
+SELECT id, secret_headers, signing_secrets, client_key FROM jobs
 WHERE secret_headers IS NOT NULL OR signing_secrets IS NOT NULL
+    OR client_key IS NOT NULL
 ORDER BY id
 FOR UPDATE
 """
@@ -216,13 +217,14 @@ def reseal_jobs(database_url: str, box: SecretBox) -> int:
 
     with psycopg.connect(libpq_url(database_url)) as conn:
         rows = conn.execute(LOCK_SEALED_JOBS).fetchall()
-        for job_id, headers, signing in rows:
+        for job_id, headers, signing, client_key in rows:
             conn.execute(
-                "UPDATE jobs SET secret_headers = %s, signing_secrets = %s "
-                "WHERE id = %s",
+                "UPDATE jobs SET secret_headers = %s, signing_secrets = %s, "
+                "client_key = %s WHERE id = %s",
                 (
                     box.reseal(headers) if headers is not None else None,
                     box.reseal(signing) if signing is not None else None,
+                    box.reseal(client_key) if client_key is not None else None,
                     job_id,
                 ),
             )

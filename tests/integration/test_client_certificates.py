@@ -3,7 +3,10 @@ shown, and presented by the daemon to a server that requires a certificate."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import ssl
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -197,3 +200,51 @@ def test_a_client_certificate_without_its_key_is_refused_naming_the_field(
     assert error["field"] == f"action.webhook.{field}"
     assert words in error["message"]
     assert private_key not in str(result) and other_key not in str(result)
+
+
+async def test_resealing_under_a_new_key_keeps_the_client_key_readable(
+    database_url: str,
+    db: psycopg.AsyncConnection,
+    key: str,
+    ca: trustme.CA,
+    server: Hostile,
+) -> None:
+    """After `python -m shared.secrets reseal` with a new key first, the daemon
+    with the new key alone still presents the job's certificate."""
+    certificate, private_key = identity(ca, "rotated job")
+    with api_client(database_url) as client:
+        job = graphql(
+            client,
+            CREATE,
+            {
+                "i": hook(
+                    server.url("/ok"),
+                    ca,
+                    clientCertificate=certificate,
+                    clientKey=private_key,
+                )
+            },
+        )["createJob"]
+        graphql(client, TRIGGER, {"id": job["id"]})
+    new = Fernet.generate_key().decode()
+
+    resealing = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shared.secrets",
+        "reseal",
+        env={
+            **os.environ,
+            "TICKWORK_DATABASE_URL": database_url,
+            "TICKWORK_SECRET_KEY": f"{new},{key}",
+        },
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(resealing.communicate(), 60)
+    assert resealing.returncode == 0, stderr.decode()
+    await one_pass(settings_for(database_url, secret_key=new))
+
+    [execution] = await executions_of(db, job["id"])
+    assert execution["status"] == "SUCCEEDED", execution["error"]
+    [subject] = server.client_certificates
+    assert (("commonName", "rotated job"),) in subject
