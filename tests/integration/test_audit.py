@@ -27,8 +27,8 @@ query ($first: Int, $after: String, $jobId: ID) {
 }
 """
 BY_ID = {
-    "updateJob": """mutation ($id: ID!) {
-        updateJob(id: $id, input: {maxRetries: 1, name: "renamed"}) { __typename }
+    "updateJob": """mutation ($id: ID!, $input: UpdateJobInput!) {
+        updateJob(id: $id, input: $input) { __typename }
     }""",
     "pauseJob": "mutation ($id: ID!) { pauseJob(id: $id) { __typename } }",
     "resumeJob": "mutation ($id: ID!) { resumeJob(id: $id) { __typename } }",
@@ -56,7 +56,9 @@ def test_every_kind_of_change_is_recorded_with_the_token_that_made_it(
         client.headers.update(bearer(token))
         job = create_job(client, **interval_job("audited", key="jobs/audited"))
         job_id = job["id"]
-        for action in ("updateJob", "pauseJob", "resumeJob"):
+        update = {"maxRetries": 1, "name": "renamed"}
+        run(client, BY_ID["updateJob"], id=job_id, input=update)
+        for action in ("pauseJob", "resumeJob"):
             run(client, BY_ID[action], id=job_id)
         execution = run(client, TRIGGER, id=job_id)["triggerJob"]["id"]
         run(client, CANCEL, id=execution)

@@ -315,6 +315,21 @@ def test_a_websocket_authenticates_by_its_connection_init_token(
     assert count_rows(database_url, "jobs") == 0
 
 
+def test_a_signed_in_page_subscribes_with_its_cookie_alone(database_url: str) -> None:
+    """GraphiQL sends no token in connection_init: the cookie is enough."""
+    with api_client(database_url, scope=None) as client:
+        client.post("/auth/session", json={"token": _write_token(database_url)})
+        with client.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"], headers=ORIGIN
+        ) as ws:
+            ws.send_json({"type": "connection_init", "payload": {}})
+            assert ws.receive_json()["type"] == "connection_ack"
+            ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": JOBS}})
+            result = answer(ws, "1")
+
+    assert result["payload"] == {"data": {"jobs": {"edges": []}}}
+
+
 @pytest.mark.parametrize("payload", [{}, {"token": "tw_made_up"}, {"token": 42}])
 def test_a_websocket_without_a_valid_token_is_closed(
     database_url: str, payload: dict
