@@ -30,7 +30,6 @@ both hand the connection only addresses that passed.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,8 +39,6 @@ import httpcore
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from shared.errors import TickworkError
-
-logger = logging.getLogger(__name__)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -7,7 +7,9 @@ the default transport and plain httpx stays available as a setting.
 
 Every request is bounded: one deadline covers the whole exchange, body included,
 and at most ``max_body`` bytes of the body are read (raw bytes, before any
-decompression, so a compressed bomb cannot blow up memory).
+decompression, so a compressed bomb cannot blow up memory). Every request is
+also checked against the egress policy (``shared.egress``) before it connects,
+at every redirect hop, on either transport.
 """
 
 from __future__ import annotations
