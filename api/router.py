@@ -60,6 +60,8 @@ class OfflineGraphQLRouter(GraphQLRouter):
         return decode_json(data)
 
     def parse_json(self, data: str | bytes) -> Any:
+        # Strawberry's own says "Unable to parse" for any JSON it cannot read;
+        # JSON nested too deeply is readable, and refused with its own reason.
         try:
             return self.decode_json(data)
         except NestedTooDeeplyError as exc:

@@ -9,6 +9,7 @@ would be a crash that production hides, so it fails the run too.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,9 @@ from schemathesis.graphql import nodes
 
 from api.schema import sdl
 
-EXAMPLES_PER_OPERATION = 20
+# Enough to reach past input validation on every operation in a few seconds;
+# TICKWORK_FUZZ_EXAMPLES=500 makes a deeper run by hand.
+EXAMPLES_PER_OPERATION = int(os.environ.get("TICKWORK_FUZZ_EXAMPLES", "20"))
 # Every error the API means to give carries a code; with a write token and a
 # database up, these are the only ones a request can earn.
 EXPECTED_CODES = {"BAD_USER_INPUT", "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"}
