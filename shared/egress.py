@@ -33,6 +33,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import httpcore
@@ -190,6 +191,12 @@ class EgressPolicy:
 
     def check(self, host: str, address: str) -> None:
         """Refuse connecting to ``address`` (an answer for ``host``), or return."""
+        refusal = _refusal(self, host, address)
+        if refusal is not None:
+            raise EgressRefused(refusal)
+
+    def refusal(self, host: str, address: str) -> str | None:
+        """Why ``address`` (an answer for ``host``) is refused, or None."""
         name = _normal_name(host)
         ip = parse_address(address)
         shown = (
@@ -200,27 +207,32 @@ class EgressPolicy:
 
         why = _classify(ip, ALWAYS_REFUSED)
         if why is not None:
-            raise EgressRefused(f"refused: {shown} is {why}; never allowed")
+            return f"refused: {shown} is {why}; never allowed"
 
         for rule in self.deny:
             if rule.matches(name, ip):
-                raise EgressRefused(
-                    f"refused: {shown} matches {DENY_SETTING} entry {rule.text}"
-                )
+                return f"refused: {shown} matches {DENY_SETTING} entry {rule.text}"
 
         allowed_by = next((r for r in self.allow if r.matches(name, ip)), None)
         if self.allow and allowed_by is None:
-            raise EgressRefused(f"refused: {shown} is not in {ALLOW_SETTING}")
+            return f"refused: {shown} is not in {ALLOW_SETTING}"
 
         why = _classify(ip, PRIVATE)
         if why is None or self.allow_private:
-            return
+            return None
         if allowed_by is not None and allowed_by.lifts_private:
-            return
-        raise EgressRefused(
+            return None
+        return (
             f"refused: {shown} is {why}; set {PRIVATE_SETTING}=true or list it "
             f"in {ALLOW_SETTING} to allow"
         )
+
+
+# Targets repeat (an IP-literal URL is checked at every request, a name at every
+# lookup), and walking the tables costs tens of microseconds: verdicts are kept.
+@lru_cache(maxsize=4096)
+def _refusal(policy: EgressPolicy, host: str, address: str) -> str | None:
+    return policy.refusal(host, address)
 
 
 def parse_address(text: str) -> Address:
