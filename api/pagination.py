@@ -1,4 +1,5 @@
-"""Opaque cursors for keyset pages ordered by (created_at DESC, id DESC)."""
+"""Keyset pages ordered by (created_at DESC, id DESC): opaque cursors, page
+sizes and the filters of page queries."""
 
 from __future__ import annotations
 
@@ -53,6 +54,19 @@ def page_size(first: int | None, default: int, argument: str = "first") -> int:
             extensions={"code": "BAD_USER_INPUT", "field": argument},
         )
     return first
+
+
+def text_filter(value: str | None, argument: str) -> str | None:
+    """A filter on stored text, or None for none; a GraphQL error when it holds
+    a NUL character, which PostgreSQL text cannot store or compare."""
+    if not value:
+        return None
+    if "\x00" in value:
+        raise GraphQLError(
+            f"{argument}: must not contain NUL characters",
+            extensions={"code": "BAD_USER_INPUT", "field": argument},
+        )
+    return value
 
 
 def parse_cursor(after: str | None) -> Cursor | None:

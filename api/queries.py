@@ -10,7 +10,7 @@ import strawberry
 from api import audit, store
 from api.fire_times import clamp_count, fire_times
 from api.inputs import ScheduleInput
-from api.pagination import page_size, parse_cursor, parse_id
+from api.pagination import page_size, parse_cursor, parse_id, text_filter
 from api.types import (
     Daemon,
     Execution,
@@ -54,7 +54,7 @@ class Query:
                 session,
                 size,
                 cursor,
-                name=name or None,
+                name=text_filter(name, "name"),
                 state=models.JobState(state) if state is not None else None,
             )
         return JobConnection.from_rows(list(rows), size)

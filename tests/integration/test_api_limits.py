@@ -309,3 +309,16 @@ def test_an_unexpected_error_is_still_logged_with_its_traceback(
     assert body["errors"][0]["message"] == "Unexpected error."
     assert record.exc_info is not None
     assert "a bug in listing daemons" in str(record.exc_info[1])
+
+
+def test_a_name_filter_holding_nul_is_refused_naming_it(database_url: str) -> None:
+    """PostgreSQL text cannot hold NUL, so the filter is refused, not crashed on
+    (the fuzz test found this one)."""
+    query = "query ($name: String) { jobs(name: $name) { edges { cursor } } }"
+    with api_client(database_url, env="production") as client:
+        body = client.post(
+            "/graphql", json={"query": query, "variables": {"name": "a\u0000b"}}
+        ).json()
+
+    assert body["errors"][0]["message"] == "name: must not contain NUL characters"
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
