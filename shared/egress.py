@@ -344,7 +344,14 @@ class CheckingBackend(httpcore.AsyncNetworkBackend):
             self._resolver.policy.check(host, host)
             addresses = [host]
         else:
-            answers = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
+            try:
+                answers = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
+            except socket.gaierror:
+                raise
+            except OSError as exc:
+                # c-ares reports a failed lookup as a plain OSError; callers
+                # tell DNS failures apart by gaierror.
+                raise socket.gaierror(socket.EAI_NONAME, str(exc)) from exc
             addresses = [answer["host"] for answer in answers]
         last: BaseException | None = None
         for address in addresses:
