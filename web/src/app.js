@@ -1,6 +1,7 @@
 // The Tickwork page: wires the jobs table, the new-job form and the live
 // connection together. Nothing here reloads the page.
 
+import { READ_ONLY_REASON, setReadOnly } from "./access.js";
 import { Daemons } from "./daemons.js";
 import {
   ApiError,
@@ -15,6 +16,7 @@ import {
   PREVIEW_SCHEDULE,
   RESUME_JOB,
   RETRY_EXECUTION,
+  ROTATE_SIGNING_SECRET,
   TRIGGER_JOB,
   UPDATE_JOB,
   isOlderServer,
@@ -31,7 +33,7 @@ import { startLiveUpdates } from "./live.js";
 
 // Jobs read per page; the server filters and pages, so 10,000 jobs cost no
 // more to show than 50.
-const PAGE_SIZE = 50;
+const PAGE_SIZE = 25;
 
 // A refresh re-reads at most this many pages: what the user opened so far.
 const MAX_PAGES = 20;
@@ -216,8 +218,25 @@ function toggleHistory(job) {
 
 const jobRefreshTimers = new Map();
 
+// A run of a job the table does not show: a job made elsewhere, or one the
+// filters or pages leave out. Only a list read can tell which, so a burst of
+// them costs one read.
+const UNKNOWN_JOB_DELAY_MS = 2000;
+let listRefreshTimer = null;
+
+function refreshListSoon() {
+  listRefreshTimer ??= setTimeout(() => {
+    listRefreshTimer = null;
+    refreshJobs();
+  }, UNKNOWN_JOB_DELAY_MS);
+}
+
 function refreshJobSoon(id) {
   if (jobRefreshTimers.has(id)) {
+    return;
+  }
+  if (!table.jobs.has(id)) {
+    refreshListSoon();
     return;
   }
   const timer = setTimeout(async () => {
@@ -345,6 +364,19 @@ const ACTIONS = {
     if (result.__typename === "Execution") {
       table.applyExecution(result);
       notify(`Retrying a run of “${job.name}”.`);
+    } else {
+      notify(result.errors?.[0]?.message ?? result.message, "bad");
+    }
+  },
+
+  async rotate(job) {
+    const { rotateSigningSecret: result } = await request(ROTATE_SIGNING_SECRET, {
+      id: job.id,
+    });
+    if (result.__typename === "Job") {
+      table.upsert(result);
+      histories.get(job.id)?.showSecret(result.signingSecret);
+      notify(`Rotated the signing secret of “${job.name}”.`);
     } else {
       notify(result.errors?.[0]?.message ?? result.message, "bad");
     }
@@ -484,7 +516,7 @@ function canWrite() {
 }
 
 function readOnlyReason() {
-  return "This session is read-only (a read-scoped token): sign in with a write token to change jobs.";
+  return READ_ONLY_REASON;
 }
 
 /** An error's reason, saying plainly when the session may not do it. */
@@ -512,15 +544,7 @@ function showSession() {
     ? `Signed in${session.name ? ` as ${session.name}` : ""} (${session.scope})`
     : "";
 
-  document.body.classList.toggle("read-only", readOnly);
-  for (const control of document.querySelectorAll("[data-mutates]")) {
-    control.setAttribute("aria-disabled", String(readOnly));
-    if (readOnly) {
-      control.title = readOnlyReason();
-    } else {
-      control.removeAttribute("title");
-    }
-  }
+  setReadOnly(readOnly);
 }
 
 function showSignIn(message = "") {
@@ -541,8 +565,12 @@ function startConsole() {
   byId("console").hidden = false;
   showSession();
   setListStatus("Loading jobs…");
-  refreshJobs();
-  daemons.start();
+  // The daemons and the form's preview wait for the first page of jobs,
+  // which matters more.
+  refreshJobs().then(() => {
+    daemons.start();
+    form.updatePreview();
+  });
   if (started) {
     setLive("connecting");
     live?.restart();
@@ -615,11 +643,21 @@ byId("sign-in-form").addEventListener("submit", async (event) => {
 });
 
 byId("sign-out").addEventListener("click", async () => {
+  // Stop asking first, and let reads under way finish, so that nothing asks
+  // without the session once it is gone.
+  live?.stop();
+  daemons.stop();
+  for (const timer of jobRefreshTimers.values()) {
+    clearTimeout(timer);
+  }
+  jobRefreshTimers.clear();
+  clearTimeout(listRefreshTimer);
+  listRefreshTimer = null;
+  await Promise.all([reading, daemons.reading]);
   try {
     await signOut();
   } catch (error) {
     notify(`Could not sign out: ${reasonOf(error)}.`, "bad");
-    return;
   }
   await checkSession();
 });

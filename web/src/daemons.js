@@ -69,7 +69,7 @@ export class Daemons {
     this.empty = empty;
     this.status = status;
     this.timer = null;
-    this.reading = false;
+    this.reading = null;
   }
 
   start() {
@@ -87,11 +87,15 @@ export class Daemons {
     this.timer = null;
   }
 
-  async refresh() {
-    if (this.reading) {
-      return;
-    }
-    this.reading = true;
+  /** Re-read the daemons; `this.reading` is the read under way, if any. */
+  refresh() {
+    this.reading ??= this.read().finally(() => {
+      this.reading = null;
+    });
+    return this.reading;
+  }
+
+  async read() {
     try {
       const { daemons } = await request(DAEMONS);
       this.show(daemons);
@@ -99,8 +103,6 @@ export class Daemons {
     } catch (error) {
       const reason = error instanceof ApiError ? error.message : String(error);
       this.setStatus(`Could not load the daemons: ${reason.replace(/\.$/, "")}.`);
-    } finally {
-      this.reading = false;
     }
   }
 

@@ -165,7 +165,7 @@ const JOB_FIELDS = `
     schedule { description }
     action { webhook { url verifyTls } fetch { url } }
     lastExecution { ...ExecutionFields }
-    recentRuns(count: ${RECENT_RUNS}) { id status durationMs startedAt scheduledFor finishedAt error httpStatus }
+    recentRuns(count: ${RECENT_RUNS}) { id status durationMs startedAt scheduledFor error }
   }
   ${EXECUTION_FIELDS}
 `;
@@ -196,9 +196,18 @@ export const JOB = `
   ${JOB_FIELDS}
 `;
 
+// A signing secret is in the response of the mutation that made it, and
+// nowhere else.
 export const CREATE_JOB = `
   mutation CreateJob($input: CreateJobInput!) {
-    createJob(input: $input) { ${JOB_RESULT} }
+    createJob(input: $input) { ${JOB_RESULT} ... on Job { signingSecret } }
+  }
+  ${JOB_FIELDS}
+`;
+
+export const ROTATE_SIGNING_SECRET = `
+  mutation RotateSigningSecret($id: ID!) {
+    rotateSigningSecret(id: $id) { ${JOB_RESULT} ... on Job { signingSecret } }
   }
   ${JOB_FIELDS}
 `;
@@ -262,7 +271,7 @@ const POLICY_FIELDS = `
 
 export const UPDATE_JOB = `
   mutation UpdateJob($id: ID!, $input: UpdateJobInput!) {
-    updateJob(id: $id, input: $input) { ${JOB_RESULT} }
+    updateJob(id: $id, input: $input) { ${JOB_RESULT} ... on Job { signingSecret } }
   }
   ${JOB_FIELDS}
 `;
@@ -301,9 +310,10 @@ export const JOB_HISTORY = `
         description intervalSeconds cron { expression timezone } at startAt endAt
       }
       action {
-        webhook { url headers verifyTls followRedirects }
+        webhook { url headers secretHeaderNames verifyTls followRedirects }
         fetch { url }
       }
+      previousSigningSecretUntil
       policies { ${POLICY_FIELDS} }
       executions(first: 20) {
         edges {

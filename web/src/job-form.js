@@ -4,6 +4,7 @@
 // Every element with data-field="<input path>" gets an error line. Paths are
 // the API's dotted input paths, such as "schedule.cron.expression".
 
+import { READ_ONLY_REASON, isReadOnly } from "./access.js";
 import { ApiError } from "./graphql.js";
 import { SchedulePreview } from "./schedule-preview.js";
 
@@ -183,9 +184,10 @@ export class JobForm {
       this.submit();
     });
 
+    // The preview asks the API, so it waits for the page to be signed in:
+    // the page calls updatePreview() then.
     this.syncPanels();
     this.syncHints();
-    this.updatePreview();
   }
 
   /** Show the hint of each list's chosen option only. */
@@ -336,8 +338,8 @@ export class JobForm {
     return Object.keys(policies).length > 0 ? policies : null;
   }
 
-  readHeaders() {
-    const text = this.form.elements.webhookHeaders.value.trim();
+  readHeaders(control, field) {
+    const text = this.form.elements[control].value.trim();
     if (!text) {
       return null;
     }
@@ -346,13 +348,13 @@ export class JobForm {
       headers = JSON.parse(text);
     } catch (error) {
       throw new FieldErrors([
-        { field: "action.webhook.headers", message: `Not valid JSON: ${error.message}` },
+        { field, message: `Not valid JSON: ${error.message}` },
       ]);
     }
     if (headers === null || typeof headers !== "object" || Array.isArray(headers)) {
       throw new FieldErrors([
         {
-          field: "action.webhook.headers",
+          field,
           message: 'Write an object of names and values, like {"X-Team": "ops"}.',
         },
       ]);
@@ -384,9 +386,17 @@ export class JobForm {
         verifyTls: elements.verifyTls.checked,
         followRedirects: elements.followRedirects.checked,
       };
-      const headers = collect(() => this.readHeaders());
+      const headers = collect(() =>
+        this.readHeaders("webhookHeaders", "action.webhook.headers"),
+      );
       if (headers) {
         webhook.headers = headers;
+      }
+      const secretHeaders = collect(() =>
+        this.readHeaders("webhookSecretHeaders", "action.webhook.secretHeaders"),
+      );
+      if (secretHeaders) {
+        webhook.secretHeaders = secretHeaders;
       }
       input.action = { webhook };
     } else {
@@ -432,6 +442,11 @@ export class JobForm {
     }
 
     this.clearErrors();
+    this.showSecret({});
+    if (isReadOnly()) {
+      this.showMessage(READ_ONLY_REASON, "bad");
+      return;
+    }
     let input;
     try {
       input = this.read();
@@ -452,6 +467,7 @@ export class JobForm {
         : await this.createJob(input);
       if (result.__typename === "Job") {
         this.stopEditing();
+        this.showSecret(result);
         this.showMessage(
           editing ? `Saved job “${result.name}”.` : `Created job “${result.name}”.`,
           "ok",
@@ -469,6 +485,14 @@ export class JobForm {
       this.busy = false;
       this.form.removeAttribute("aria-busy");
     }
+  }
+
+  /** Show a signing secret made by this save: the only time it is shown. */
+  showSecret(job) {
+    const box = this.form.querySelector("#signing-secret");
+    box.hidden = !job.signingSecret;
+    box.querySelector(".secret-job").textContent = job.name;
+    box.querySelector(".secret-value").textContent = job.signingSecret ?? "";
   }
 
   /** Fill the form with a job (as JOB_HISTORY reads it) to change it. */

@@ -2,6 +2,7 @@
 // last executions. Rows are kept per execution and updated in place, so a
 // live re-read neither redraws the list nor moves keyboard focus.
 
+import { markMutating } from "./access.js";
 import { formatDateTime, summarize } from "./jobs-table.js";
 
 const UNFINISHED = new Set(["PENDING", "RUNNING", "RETRYING"]);
@@ -120,7 +121,6 @@ export function maskHeader(name, value) {
 
 const LOCAL_TIME = new Intl.DateTimeFormat(undefined, {
   weekday: "short",
-  year: "numeric",
   month: "short",
   day: "numeric",
   hour: "2-digit",
@@ -129,7 +129,6 @@ const LOCAL_TIME = new Intl.DateTimeFormat(undefined, {
 });
 
 const UTC_TIME = new Intl.DateTimeFormat(undefined, {
-  year: "numeric",
   month: "short",
   day: "numeric",
   hour: "2-digit",
@@ -234,7 +233,8 @@ export class JobHistory {
 
     const tools = element("div", "detail-actions");
     this.editButton = button("edit", "Edit");
-    tools.append(this.editButton);
+    this.rotateButton = button("rotate", "Rotate signing secret");
+    tools.append(this.editButton, this.rotateButton);
 
     const facts = element("div", "history-facts");
     const schedule = element("section", "history-schedule");
@@ -267,7 +267,10 @@ export class JobHistory {
     this.tlsWarning.setAttribute("role", "note");
     this.action = element("dl", "policy-list");
     this.payload = element("pre", "payload");
-    action.append(this.tlsWarning, this.action, this.payload);
+    this.secret = element("div", "secret-once");
+    this.secret.setAttribute("role", "status");
+    this.secret.hidden = true;
+    action.append(this.tlsWarning, this.action, this.secret, this.payload);
 
     const policies = element("section", "history-policies");
     policies.append(element("h4", "", "Policies"));
@@ -317,6 +320,15 @@ export class JobHistory {
     return () => ticket === this.latest;
   }
 
+  /** Show a new signing secret, the one time it can be seen. */
+  showSecret(value) {
+    this.secret.replaceChildren(
+      element("p", "", "New signing secret, shown this once:"),
+      element("code", "secret-value", value),
+    );
+    this.secret.hidden = false;
+  }
+
   setStatus(text, tone = "") {
     this.status.textContent = text;
     this.status.dataset.tone = tone;
@@ -328,6 +340,11 @@ export class JobHistory {
     this.setStatus("");
     this.heading.textContent = `Job ${job.name}`;
     this.editButton.setAttribute("aria-label", `Edit ${job.name}`);
+    this.rotateButton.setAttribute(
+      "aria-label",
+      `Rotate the signing secret of ${job.name}`,
+    );
+    this.rotateButton.hidden = !job.action?.webhook;
 
     fillList(this.schedule, scheduleLines(job.schedule));
 
@@ -359,11 +376,21 @@ export class JobHistory {
     if (webhook) {
       lines.push(["Kind", "webhook (POST)"], ["URL", webhook.url]);
       const headers = Object.entries(webhook.headers ?? {});
+      const secret = webhook.secretHeaderNames ?? [];
       const list = element("ul", "headers");
       for (const [name, value] of headers) {
         list.append(element("li", "", `${name}: ${maskHeader(name, value)}`));
       }
-      lines.push(["Headers", headers.length > 0 ? list : "none"]);
+      for (const name of secret) {
+        list.append(element("li", "", `${name}: •••••• (secret, never shown)`));
+      }
+      lines.push(["Headers", headers.length + secret.length > 0 ? list : "none"]);
+      lines.push([
+        "Signing secret",
+        job.previousSigningSecretUntil
+          ? `set; the previous one also signs until ${formatDateTime(job.previousSigningSecretUntil)}`
+          : "set (never shown again)",
+      ]);
       lines.push(["TLS", webhook.verifyTls ? "verified" : "NOT verified"]);
       lines.push(["Redirects", webhook.followRedirects ? "followed" : "not followed"]);
     } else {
@@ -388,6 +415,7 @@ export class JobHistory {
 
     const executions = job.executions?.edges.map((edge) => edge.node) ?? [];
     this.showExecutions(executions, job);
+    markMutating(this.node);
   }
 
   showExecutions(executions, job) {
