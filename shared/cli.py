@@ -234,6 +234,11 @@ def _up() -> int:
             settings.host,
             settings.port,
         )
+        if env.get("TICKWORK_AUTH") == "off":
+            logger.warning(
+                "no token needed: authentication is off for programs on this "
+                "machine (development only; `tickwork api` always requires one)"
+            )
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
         failed = [c for c in children if c.poll() not in (None, 0)]

@@ -96,6 +96,18 @@ def test_a_read_token_queries_but_cannot_mutate(database_url: str) -> None:
     assert count_rows(database_url, "jobs") == 0
 
 
+def test_refusals_stay_readable_in_production(database_url: str) -> None:
+    """Production masks unexpected errors, not these: the caller must learn why."""
+    with api_client(database_url, env="production", scope="read") as client:
+        mutation = create(client)
+        anonymous = post(client, JOBS, headers={"Authorization": "Bearer tw_nope"})
+
+    assert (mutation.status_code, error_code(mutation)) == (403, "FORBIDDEN")
+    assert "may only read" in mutation.json()["errors"][0]["message"]
+    assert (anonymous.status_code, error_code(anonymous)) == (401, "UNAUTHENTICATED")
+    assert anonymous.json()["errors"][0]["message"] == "unknown token"
+
+
 def test_a_stored_write_token_mutates_until_it_is_revoked(database_url: str) -> None:
     token = stored_token(database_url, TokenScope.WRITE, "deployer")
     with api_client(database_url, scope=None) as client:
