@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -54,6 +55,9 @@ EXCERPT_BYTES = 2 * 1024
 RESULT_BYTES = 64 * 1024
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Secret values shorter than this are not cut out of stored answers: they
+# would match ordinary text.
+MIN_SCRUBBED = 4
 
 # Client errors that may pass: a request timeout, a request sent too early, and
 # rate limiting. Every 5xx is retried too.
@@ -90,17 +94,23 @@ async def perform(claim: Claim, client: HttpClient, settings: Settings) -> Outco
     error: str | None = None
     permanent: str | None = None
     retry_after: float | None = None
+    secret_headers: dict[str, str] = {}
+    webhook = claim.action["kind"] == "webhook"
     try:
-        if claim.action["kind"] == "webhook":
-            response = await _webhook(claim, client, settings)
+        url = claim.action.get("url") or settings.resolved_quote_url()
+        secret_headers, keys = _open_secrets(
+            claim, settings, "POST" if webhook else "GET", url
+        )
+        if webhook:
+            response = await _webhook(claim, client, settings, secret_headers, keys)
         else:
-            response, result = await _fetch(claim, client, settings)
+            response, result = await _fetch(claim, client, settings, secret_headers)
     except DeliveryError as exc:
         error, permanent = str(exc), exc.permanent
     except AttemptFailed as exc:
         error, response = str(exc), exc.response
         permanent, retry_after = exc.permanent, exc.retry_after
-    return outcome(
+    ended = outcome(
         claim,
         settings,
         duration=time.monotonic() - started,
@@ -110,6 +120,7 @@ async def perform(claim: Claim, client: HttpClient, settings: Settings) -> Outco
         permanent=permanent,
         retry_after=retry_after,
     )
+    return _without_secrets(ended, list(secret_headers.values()))
 
 
 def outcome(
@@ -161,11 +172,14 @@ def outcome(
 
 
 async def _webhook(
-    claim: Claim, client: HttpClient, settings: Settings
+    claim: Claim,
+    client: HttpClient,
+    settings: Settings,
+    secret_headers: dict[str, str],
+    keys: list[bytes],
 ) -> HttpResponse:
     action = claim.action
     url = action["url"]
-    secret_headers, keys = _open_secrets(claim, settings, "POST", url)
     body = {
         "job_id": str(claim.job_id),
         "job_name": claim.job_name,
@@ -203,10 +217,12 @@ async def _webhook(
 
 
 async def _fetch(
-    claim: Claim, client: HttpClient, settings: Settings
+    claim: Claim,
+    client: HttpClient,
+    settings: Settings,
+    secret_headers: dict[str, str],
 ) -> tuple[HttpResponse, Any]:
     url = claim.action.get("url") or settings.resolved_quote_url()
-    secret_headers, _ = _open_secrets(claim, settings, "GET", url)
     response = await client.request(
         "GET",
         url,
@@ -285,6 +301,33 @@ def _identity(claim: Claim, settings: Settings, url: str) -> ClientIdentity | No
     except SecretKeyError as exc:
         raise AttemptFailed(f"POST {redact_url(url)}: {exc}") from None
     return ClientIdentity(certificate=certificate, key=key)
+
+
+def _without_secrets(ended: Outcome, secrets: list[str]) -> Outcome:
+    """The outcome with the job's secret header values cut out of what is
+    stored for people to read: a target that echoes its request (as test
+    services do) must not publish them."""
+    secrets = [secret for secret in secrets if len(secret) >= MIN_SCRUBBED]
+    if not secrets:
+        return ended
+    return replace(
+        ended,
+        error=_scrubbed(ended.error, secrets),
+        excerpt=_scrubbed(ended.excerpt, secrets),
+        result=_scrubbed(ended.result, secrets),
+    )
+
+
+def _scrubbed(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "…")
+        return value
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, secrets) for item in value]
+    return value
 
 
 def _require_success(

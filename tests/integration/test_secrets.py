@@ -508,3 +508,39 @@ async def test_resealing_lets_the_old_key_go(
     await one_pass(settings_for(database_url, secret_key=new))
     [request] = target.wait_for(1)
     assert request.headers["x-pin"] == PIN
+
+
+async def test_a_target_echoing_its_request_does_not_publish_the_secrets(
+    database_url: str, db: psycopg.AsyncConnection, key: str, target: Target
+) -> None:
+    """The stored answer of a target that echoes its headers (a webhook's
+    excerpt, a fetch's result) holds "…" where the secret values were."""
+    fetch_url = target.url("/echo/fetch").replace("://", "://me:fetch-pass-12@")
+    with api_client(database_url) as client:
+        hook_job = create(
+            client, hook(target.url("/echo/hook"), secretHeaders={"X-Pin": PIN})
+        )
+        fetch_job = create(
+            client, {**hook(""), "action": {"fetch": {"url": fetch_url}}}
+        )
+        for job in (hook_job, fetch_job):
+            assert graphql(client, TRIGGER, {"id": job["id"]})["triggerJob"]
+
+    await one_pass(settings_for(database_url, secret_key=key))
+
+    assert {r.path for r in target.wait_for(2)} == {"/echo/hook", "/echo/fetch"}
+    [hooked] = await executions_of(db, hook_job["id"])
+    [fetched] = await executions_of(db, fetch_job["id"])
+    cur = await db.execute(
+        "SELECT response_excerpt FROM attempts WHERE execution_id = %s",
+        (hooked["id"],),
+    )
+    [excerpt] = await cur.fetchone()
+    basic = base64.b64encode(b"me:fetch-pass-12").decode()
+    assert hooked["status"] == fetched["status"] == "SUCCEEDED"
+    echoed = {k.lower(): v for k, v in json.loads(excerpt)["headers"].items()}
+    assert echoed["x-pin"] == "…"
+    assert PIN not in excerpt
+    echoed = {k.lower(): v for k, v in fetched["result"]["headers"].items()}
+    assert echoed["authorization"] == "…"
+    assert basic not in json.dumps(fetched["result"])

@@ -10,7 +10,8 @@ it, and records every request it receives. Paths choose the behaviour:
 * ``/redirect``: 302 to ``/ok``;
 * ``/slow/<seconds>``: answers after that long;
 * ``/binary``: 200 with a body of NUL bytes and bytes that are not UTF-8;
-* ``/json-nul``: 200 with JSON whose string holds a NUL character.
+* ``/json-nul``: 200 with JSON whose string holds a NUL character;
+* ``/echo``: 200 with the request's headers as JSON, as test services answer.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ class Target:
             self._changed.notify_all()
 
         status, payload, extra = self._respond(path, hits)
+        if path.startswith("/echo"):
+            payload = {"headers": dict(handler.headers.items())}
         data = json.dumps(payload).encode()
         if path.startswith("/binary"):
             data = b"\x00\xff\xfe not UTF-8 \x00 at all"
