@@ -7,6 +7,7 @@ import hashlib
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
@@ -106,6 +107,23 @@ def test_refusals_stay_readable_in_production(database_url: str) -> None:
     assert "may only read" in mutation.json()["errors"][0]["message"]
     assert (anonymous.status_code, error_code(anonymous)) == (401, "UNAUTHENTICATED")
     assert anonymous.json()["errors"][0]["message"] == "unknown token"
+
+
+def test_a_token_that_cannot_be_checked_gets_database_unavailable() -> None:
+    """With the database away, a stored token cannot be looked up: 503 and the
+    same code every other operation gets then, not a traceback."""
+    away = "postgresql://postgres@127.0.0.1:1/tickwork"
+    settings = Settings(database_url=away, env="production")
+    with TestClient(create_app(settings)) as client:
+        response = post(client, JOBS, headers=bearer("tw_" + "x" * 40))
+
+    assert response.status_code == 503
+    assert response.json()["errors"] == [
+        {
+            "message": "database unavailable",
+            "extensions": {"code": "DATABASE_UNAVAILABLE"},
+        }
+    ]
 
 
 def test_a_stored_write_token_mutates_until_it_is_revoked(database_url: str) -> None:
