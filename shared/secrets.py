@@ -67,11 +67,17 @@ def parse_keys(value: str) -> list[Fernet]:
     return keys
 
 
+# Tokens a box keeps opened. A token never changes once written (new secrets
+# make a new token), and a daemon opens the same job's token on every run.
+OPENED_TOKENS = 4096
+
+
 class SecretBox:
     """Seals JSON documents into tokens and opens them again."""
 
     def __init__(self, keys: list[Fernet]) -> None:
         self._fernet = MultiFernet(keys)
+        self._decrypt = lru_cache(maxsize=OPENED_TOKENS)(self._fernet.decrypt)
 
     def seal(self, document: Any) -> bytes:
         """The token of a JSON document, encrypted under the first key."""
@@ -84,7 +90,7 @@ class SecretBox:
         that is no longer in TICKWORK_SECRET_KEY, or the column was tampered with.
         """
         try:
-            return json.loads(self._fernet.decrypt(bytes(token)))
+            return json.loads(self._decrypt(bytes(token)))
         except InvalidToken:
             raise SecretKeyError(
                 f"stored secrets cannot be decrypted with {KEY_SETTING}: they "
