@@ -22,6 +22,7 @@ from tests.support.processes import Tickwork
 from tests.support.target import Target
 
 JOBS = 10_000
+FIRST_JOBS = "tickwork:first-jobs-shown"
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +79,21 @@ def test_ten_thousand_jobs_show_their_first_page_within_a_second(
         tab.on("pageerror", problems.page_error)
         tab.goto(tickwork.base_url + "/")
         tab.wait_for_selector("#jobs-body > tr[data-job-id]:not(.detail-row)")
-        times.append(tab.evaluate("performance.now()"))
+        # The page marks the moment its first jobs are in the document,
+        # counted from the start of navigation.
+        times.append(
+            tab.evaluate(f"performance.getEntriesByName('{FIRST_JOBS}')[0].startTime")
+        )
         tab.close()
     elapsed_ms = sorted(times)[1]
     print(f"first page of {JOBS} jobs shown after {[round(t) for t in times]} ms")
     assert elapsed_ms < 1000, times
 
+    page.reload()
     rows = page.locator("#jobs-body > tr[data-job-id]:not(.detail-row)")
     expect(rows).to_have_count(25)
     expect(rows.first.locator(".strip .bar[data-tone='ok']")).to_have_count(12)
     expect(page.locator("#jobs-count")).to_have_text("25 jobs shown (more on request)")
-    page.reload()
-    expect(rows).to_have_count(25)
     page.get_by_role("button", name="Show more jobs").click()
     expect(rows).to_have_count(50)
 
