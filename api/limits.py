@@ -2,9 +2,9 @@
 
 Each limit answers with an error that names it, before the work it bounds is
 done: the body size and JSON nesting before the request is parsed, the depth,
-alias and token counts before it runs, the page size before a query is sent
-to the database, and the operations per WebSocket connection before one more
-starts.
+alias and token counts before it runs, and the operations per WebSocket
+connection before one more starts. (The page size, checked before a query goes
+to the database, is in ``api.pagination``.)
 """
 
 from __future__ import annotations
@@ -152,6 +152,8 @@ class _BodyTooLargeError(Exception):
     """Raised from ``receive`` to stop the application reading on."""
 
 
+# type-arg: the handler is generic in the context and root value types, which
+# this subclass neither reads nor narrows.
 class LimitedTransportWSHandler(BaseGraphQLTransportWSHandler):  # type: ignore[type-arg]
     """graphql-transport-ws with a readable refusal of one operation too many.
 
