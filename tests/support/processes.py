@@ -73,7 +73,8 @@ class Tickwork:
             timeout=60,
         )
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        # Generous: on two busy cores, importing the API alone can take 10 s.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
