@@ -58,9 +58,9 @@ def create_schema(*, development: bool) -> strawberry.Schema:
         ]
     # Every operation needs a caller, and a mutation a write token.
     extensions.append(Authorization)
-    # Last, so that its results pass through it before any other extension.
-    extensions.append(DatabaseUnavailable)
-    extensions.append(ErrorCodes)
+    # Last, so that results pass through these two before any other extension:
+    # both read each error's original exception, which MaskErrors drops.
+    extensions += [DatabaseUnavailable, ErrorCodes]
     return TickworkSchema(
         masks_errors=not development,
         query=Query,
