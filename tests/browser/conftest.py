@@ -109,8 +109,13 @@ def fresh_database(server_url: str, template: str) -> Iterator[str]:
 
 
 @contextmanager
-def running_tickwork(database_url: str, log_dir: Path) -> Iterator[Tickwork]:
-    """The API and one daemon as real processes, until the block ends."""
+def running_tickwork(
+    database_url: str,
+    log_dir: Path,
+    commands: tuple[str, ...] = ("api", "daemon"),
+    **settings: str,
+) -> Iterator[Tickwork]:
+    """Tickwork as real processes (``commands``), until the block ends."""
     system = Tickwork(
         database_url,
         log_dir,
@@ -118,9 +123,10 @@ def running_tickwork(database_url: str, log_dir: Path) -> Iterator[Tickwork]:
         retry_max_seconds="0.5",
         # Secret headers and signing secrets need a key to be stored.
         secret_key=Fernet.generate_key().decode(),
+        **settings,
     )
-    system.start("api")
-    system.start("daemon")
+    for command in commands:
+        system.start(command)
     try:
         # Generous: on a busy two-core machine Python alone takes seconds to start.
         system.wait_ready(timeout=60)

@@ -1,7 +1,9 @@
 """The console with 10,000 jobs, and across an API restart.
 
 These tests bring their own Tickwork: the jobs of other tests would slow the
-measurement, and a restarted API would disturb them.
+measurement, and a restarted API would disturb them. It is `tickwork up`, as on
+a developer's machine (authentication off), plus a daemon of its own that keeps
+running while `up` restarts.
 """
 
 from __future__ import annotations
@@ -34,9 +36,26 @@ def tickwork(
 ) -> Iterator[Tickwork]:
     with (
         fresh_database(postgres_server_url, template_database) as url,
-        running_tickwork(url, tmp_path_factory.mktemp("tickwork-logs")) as system,
+        running_tickwork(
+            url,
+            tmp_path_factory.mktemp("tickwork-logs"),
+            commands=("up", "daemon"),
+            data_dir=str(tmp_path_factory.mktemp("tickwork-data")),
+        ) as system,
     ):
         yield system
+
+
+def test_with_authentication_off_a_banner_says_so(console: Any) -> None:
+    """No sign-in needed, and the page says plainly that anyone may change jobs."""
+    page = console
+    banner = page.locator("#auth-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Authentication is off — local development")
+    expect(page.locator("#sign-in")).to_be_hidden()
+    expect(
+        page.get_by_role("button", name="Run test job now", exact=True)
+    ).to_have_attribute("aria-disabled", "false")
 
 
 def test_ten_thousand_jobs_show_their_first_page_within_a_second(
@@ -126,9 +145,10 @@ def test_live_updates_say_when_they_drop_and_catch_up_after(
     expect(row.locator(".result-label")).to_contain_text("Not run yet")
     page.evaluate("window.__sameDocument = true")
 
-    api = tickwork.processes[0]
-    api.send_signal(signal.SIGTERM)
-    api.wait(timeout=15)
+    # `up` holds the API (and a daemon); the other daemon carries on.
+    up = tickwork.processes[0]
+    up.send_signal(signal.SIGTERM)
+    up.wait(timeout=30)
     expect(page.locator("#live")).to_contain_text("disconnected", timeout=10_000)
 
     deadline = time.monotonic() + 15
@@ -136,7 +156,7 @@ def test_live_updates_say_when_they_drop_and_catch_up_after(
         assert time.monotonic() < deadline, "the one-off did not run"
         time.sleep(0.1)
 
-    tickwork.start("api")
+    tickwork.start("up")
     tickwork.wait_ready(timeout=60)
     expect(page.locator("#live")).to_have_attribute(
         "data-state", "live", timeout=20_000
