@@ -27,14 +27,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from shared.egress import (
-    CheckingBackend,
-    CheckingResolver,
-    EgressPolicy,
-    EgressRefused,
-    ip_literal,
-    make_resolver,
-)
+from shared.connecting import CheckingBackend, CheckingResolver, make_resolver
+from shared.egress import EgressPolicy, EgressRefused, ip_literal
 from shared.errors import TickworkError
 
 if TYPE_CHECKING:
