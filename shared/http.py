@@ -27,13 +27,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from shared.connecting import CheckingBackend, CheckingResolver, make_resolver
 from shared.egress import EgressPolicy, EgressRefused, ip_literal
 from shared.errors import TickworkError
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
 
+    from shared.connecting import CheckingResolver
     from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -179,7 +179,10 @@ class HttpClient:
         )
 
     def _checking_resolver(self) -> CheckingResolver:
-        # Made on first use: the c-ares resolver wants the running event loop.
+        # Made on first use: the c-ares resolver wants the running event loop,
+        # and a daemon starts faster without loading aiohttp before it needs it.
+        from shared.connecting import CheckingResolver, make_resolver
+
         if self._resolver is None:
             inner = self._given_resolver or make_resolver(self._nameservers)
             self._resolver = CheckingResolver(inner, self.egress)
@@ -239,6 +242,8 @@ class HttpClient:
             # pool's network backend is replaced by one that connects only to
             # checked addresses. With a proxy, the connection goes to the proxy
             # and the target is checked before the request instead.
+            from shared.connecting import CheckingBackend
+
             transport._pool._network_backend = CheckingBackend(
                 self._checking_resolver()
             )
