@@ -109,13 +109,8 @@ def fresh_database(server_url: str, template: str) -> Iterator[str]:
 
 
 @contextmanager
-def running_tickwork(
-    database_url: str,
-    log_dir: Path,
-    commands: tuple[str, ...] = ("api", "daemon"),
-    **settings: str,
-) -> Iterator[Tickwork]:
-    """Tickwork as real processes (``commands``), until the block ends."""
+def running_tickwork(database_url: str, log_dir: Path) -> Iterator[Tickwork]:
+    """The API and one daemon as real processes, until the block ends."""
     system = Tickwork(
         database_url,
         log_dir,
@@ -123,10 +118,9 @@ def running_tickwork(
         retry_max_seconds="0.5",
         # Secret headers and signing secrets need a key to be stored.
         secret_key=Fernet.generate_key().decode(),
-        **settings,
     )
-    for command in commands:
-        system.start(command)
+    system.start("api")
+    system.start("daemon")
     try:
         # Generous: on a busy two-core machine Python alone takes seconds to start.
         system.wait_ready(timeout=60)
@@ -149,7 +143,7 @@ def tickwork(
     template_database: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Tickwork]:
-    """One Tickwork shared by the browser tests (a module may bring its own)."""
+    """One Tickwork shared by the browser tests."""
     with (
         fresh_database(postgres_server_url, template_database) as url,
         running_tickwork(url, tmp_path_factory.mktemp("tickwork-logs")) as system,
@@ -228,4 +222,7 @@ def console(page: Any, tickwork: Tickwork) -> Any:
     sign_in(page, tickwork)
     page.goto(tickwork.base_url + "/")
     page.wait_for_selector("#live[data-state='live']")
+    page.wait_for_function(
+        "performance.getEntriesByName('tickwork:first-jobs-shown').length > 0"
+    )
     return page

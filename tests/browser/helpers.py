@@ -61,11 +61,12 @@ def create_job(system: Tickwork, **spec: Any) -> dict[str, Any]:
     return result
 
 
-def screenshot(page: Any, name: str, **options: Any) -> Path:
-    """Save a screenshot under test-output/screenshots/ for people to look at."""
+def screenshot(subject: Any, name: str, **options: Any) -> Path:
+    """Save a screenshot of a page or one element of it under
+    test-output/screenshots/, for people to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), **options)
+    subject.screenshot(path=str(path), **options)
     return path
 
 

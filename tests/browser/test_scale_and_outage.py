@@ -1,61 +1,25 @@
 """The console with 10,000 jobs, and across an API restart.
 
-These tests bring their own Tickwork: the jobs of other tests would slow the
-measurement, and a restarted API would disturb them. It is `tickwork up`, as on
-a developer's machine (authentication off), plus a daemon of its own that keeps
-running while `up` restarts.
+They run last (pytest runs modules in name order), since the 10,000 jobs and
+the restarted API would get in the way of the other browser tests.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import fresh_database, running_tickwork
 from tests.browser.helpers import create_job, unique
 from tests.support.processes import Tickwork
 from tests.support.target import Target
 
 JOBS = 10_000
 FIRST_JOBS = "tickwork:first-jobs-shown"
-
-
-@pytest.fixture(scope="module")
-def tickwork(
-    browser: Any,
-    postgres_server_url: str,
-    template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Tickwork]:
-    with (
-        fresh_database(postgres_server_url, template_database) as url,
-        running_tickwork(
-            url,
-            tmp_path_factory.mktemp("tickwork-logs"),
-            commands=("up", "daemon"),
-            data_dir=str(tmp_path_factory.mktemp("tickwork-data")),
-        ) as system,
-    ):
-        yield system
-
-
-def test_with_authentication_off_a_banner_says_so(console: Any) -> None:
-    """No sign-in needed, and the page says plainly that anyone may change jobs."""
-    page = console
-    banner = page.locator("#auth-banner")
-    expect(banner).to_be_visible()
-    expect(banner).to_contain_text("Authentication is off — local development")
-    expect(page.locator("#sign-in")).to_be_hidden()
-    expect(
-        page.get_by_role("button", name="Run test job now", exact=True)
-    ).to_have_attribute("aria-disabled", "false")
 
 
 def test_ten_thousand_jobs_show_their_first_page_within_a_second(
@@ -145,10 +109,10 @@ def test_live_updates_say_when_they_drop_and_catch_up_after(
     expect(row.locator(".result-label")).to_contain_text("Not run yet")
     page.evaluate("window.__sameDocument = true")
 
-    # `up` holds the API (and a daemon); the other daemon carries on.
-    up = tickwork.processes[0]
-    up.send_signal(signal.SIGTERM)
-    up.wait(timeout=30)
+    # The API stops; the daemon carries on.
+    api = tickwork.processes[0]
+    api.send_signal(signal.SIGTERM)
+    api.wait(timeout=30)
     expect(page.locator("#live")).to_contain_text("disconnected", timeout=10_000)
 
     deadline = time.monotonic() + 15
@@ -156,7 +120,7 @@ def test_live_updates_say_when_they_drop_and_catch_up_after(
         assert time.monotonic() < deadline, "the one-off did not run"
         time.sleep(0.1)
 
-    tickwork.start("up")
+    tickwork.start("api")
     tickwork.wait_ready(timeout=60)
     expect(page.locator("#live")).to_have_attribute(
         "data-state", "live", timeout=20_000

@@ -75,9 +75,10 @@ function notify(text, tone = "ok") {
   }
 }
 
-function setListStatus(text) {
+function setListStatus(text, tone = "bad") {
   const status = byId("jobs-status");
   status.textContent = text;
+  status.dataset.tone = tone;
   status.hidden = !text;
 }
 
@@ -558,6 +559,9 @@ function showSignIn(message = "") {
   byId("console").hidden = true;
   byId("sign-in").hidden = false;
   byId("session").hidden = true;
+  // Nothing is live and the sections are out of reach until signed in.
+  byId("live").hidden = true;
+  byId("sections").hidden = true;
   const error = byId("sign-in-error");
   error.textContent = message;
   error.hidden = !message;
@@ -570,8 +574,10 @@ let live = null;
 function startConsole() {
   byId("sign-in").hidden = true;
   byId("console").hidden = false;
+  byId("live").hidden = false;
+  byId("sections").hidden = false;
   showSession();
-  setListStatus("Loading jobs…");
+  setListStatus("Loading jobs…", "muted");
   // The daemons and the form's preview wait for the first page of jobs,
   // which matters more.
   refreshJobs().then(() => {
