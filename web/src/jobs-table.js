@@ -501,7 +501,14 @@ export class JobsTable {
     badge.dataset.state = job.state;
     stateCell.querySelector(".state-reason").textContent = job.stateReason ?? "";
 
-    setTime(nextCell.querySelector("time"), job.nextRunAt);
+    const next = nextCell.querySelector("time");
+    if (job.state === "PAUSED") {
+      // Its stored next run is not when it runs: nothing runs until resumed.
+      setTime(next, null);
+      next.textContent = "paused";
+    } else {
+      setTime(next, job.nextRunAt);
+    }
 
     this.fillResult(resultCell.querySelector(".result"), job);
     fillStrip(stripCell.querySelector(".strip"), job.recentRuns ?? []);
