@@ -32,7 +32,7 @@ def filter_by_name(page: Any, name: str) -> None:
 
 
 def test_a_webhook_job_made_in_the_form_shows_its_first_success_live(
-    console: Any, target: Target
+    console: Any, tickwork: Tickwork, target: Target
 ) -> None:
     """Fill in the form, create, and see the first delivery succeed, no reload."""
     page = console
@@ -40,6 +40,7 @@ def test_a_webhook_job_made_in_the_form_shows_its_first_success_live(
     name = unique("form webhook")
 
     page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Key").fill(f"browser/{name}")
     page.get_by_label("Every (seconds)").fill("3600")
     page.get_by_label("Webhook URL").fill(target.url("/ok"))
     page.get_by_role("textbox", name=re.compile(r"^Headers")).fill(
@@ -49,6 +50,8 @@ def test_a_webhook_job_made_in_the_form_shows_its_first_success_live(
     page.get_by_role("button", name="Create job").click()
 
     expect(page.locator("#form-message")).to_have_text(f"Created job “{name}”.")
+    # Its generated signing secret, shown this once.
+    expect(page.locator("#signing-secret .secret-value")).to_contain_text("whsec_")
     result = row_of(page, name).locator(".result")
     expect(result).to_have_attribute("data-tone", "ok", timeout=15_000)
     expect(result.locator(".result-label")).to_contain_text("Succeeded")
@@ -57,6 +60,12 @@ def test_a_webhook_job_made_in_the_form_shows_its_first_success_live(
     # The same document all along: nothing reloaded the page.
     assert page.evaluate("window.__sameDocument") is True
 
+    job = graphql(
+        tickwork,
+        "query ($name: String) { jobs(name: $name) { edges { node { key } } } }",
+        name=name,
+    )
+    assert job["jobs"]["edges"][0]["node"]["key"] == f"browser/{name}"
     delivered = [r for r in target.requests if r.path == "/ok"]
     assert any(r.json()["payload"] == {"report": "daily"} for r in delivered)
     assert any(r.headers.get("x-team") == "ops" for r in delivered)

@@ -365,6 +365,10 @@ export class JobForm {
   read() {
     const elements = this.form.elements;
     const input = { name: elements.jobName.value.trim() };
+    const key = elements.jobKey.value.trim();
+    if (key && !this.editing) {
+      input.key = key;
+    }
     // Every problem found here is shown at once, not one per submit.
     const problems = [];
     const collect = (read) => {
@@ -412,6 +416,11 @@ export class JobForm {
       }
     } else if (this.editing) {
       input.payload = null;
+    }
+    // Only a new job takes its signing secret here; rotating changes one.
+    const signingSecret = elements.signingSecret.value.trim();
+    if (signingSecret && !this.editing && input.action.webhook) {
+      input.signingSecret = signingSecret;
     }
     if (problems.length > 0) {
       throw new FieldErrors(problems);
@@ -502,6 +511,10 @@ export class JobForm {
     this.editing = job;
     const elements = this.form.elements;
     elements.jobName.value = job.name;
+    // A key is given when a job is created; it cannot change.
+    elements.jobKey.value = job.key ?? "";
+    elements.jobKey.readOnly = true;
+    elements.signingSecret.disabled = true;
 
     const schedule = job.schedule;
     const kind = schedule.cron ? "cron" : schedule.at ? "at" : "interval";
@@ -550,6 +563,8 @@ export class JobForm {
   /** Back to creating jobs, with the form emptied. */
   stopEditing() {
     this.editing = null;
+    this.form.elements.jobKey.readOnly = false;
+    this.form.elements.signingSecret.disabled = false;
     this.form.reset();
     this.syncPanels();
     this.syncHints();
