@@ -1,5 +1,6 @@
-// The Tickwork page: wires the jobs table, the new-job form and the live
-// connection together. Nothing here reloads the page.
+// The Tickwork console: wires the session (sign-in, open mode, read-only), the
+// jobs table with its filters and details, the job form, the daemons and the
+// live connection together. Nothing here reloads the page.
 
 import { READ_ONLY_REASON, setReadOnly } from "./access.js";
 import { Daemons } from "./daemons.js";
@@ -32,7 +33,7 @@ import { FINAL_STATUSES, JobsTable } from "./jobs-table.js";
 import { startLiveUpdates } from "./live.js";
 
 // Jobs read per page; the server filters and pages, so 10,000 jobs cost no
-// more to show than 50.
+// more to show than 25.
 const PAGE_SIZE = 25;
 
 // A refresh re-reads at most this many pages: what the user opened so far.
