@@ -199,6 +199,21 @@ async def test_a_name_that_rebinds_to_a_private_address_cannot_be_connected_to_i
     assert set(seen.to_port(allowed.port)) == {"127.0.0.2"}
 
 
+async def test_the_quote_source_is_the_operators_choice_and_not_checked(
+    database_url: str, db: psycopg.AsyncConnection, target: Hostile
+) -> None:
+    """A fetch without a URL reaches TICKWORK_QUOTE_URL on loopback with private
+    targets off; a job naming the same URL itself is refused."""
+    quote_job = await one_off(db, Action(kind="fetch"))
+    named_job = await one_off(db, Action(kind="fetch", url=target.url("/ok")))
+
+    await run(database_url, quote_url=target.url("/ok"))
+
+    assert (await outcome(db, quote_job))["status"] == "SUCCEEDED"
+    assert_refused(await outcome(db, named_job), "127.0.0.1", PRIVATE_HINT)
+    assert target.requests == ["/ok"]
+
+
 # -- IP literals ----------------------------------------------------------------
 
 
