@@ -15,11 +15,14 @@ at every redirect hop, on either transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import ssl
 import tempfile
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -104,6 +107,10 @@ class ClientIdentity:
 # and the job's own client certificate, when it has them.
 PoolKey = tuple[bool, bool, str | None, ClientIdentity | None]
 
+# Connection pools kept for jobs with TLS settings of their own (a caBundle or
+# a client certificate), by default; more are closed once idle.
+MAX_TLS_POOLS = 64
+
 # Why a refused target is not retried.
 EGRESS_PERMANENT = "the egress policy refuses this target"
 
@@ -139,6 +146,7 @@ class HttpClient:
         proxy: str | None = None,
         tls: Tls | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        max_tls_pools: int = MAX_TLS_POOLS,
     ) -> None:
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
@@ -164,7 +172,12 @@ class HttpClient:
             self._make_ssl_context(True, None, None)
         # TLS settings belong to a connection pool, so targets that opt out of
         # verification, or bring their own authorities, get a client of their own.
-        self._clients: dict[PoolKey, httpx.AsyncClient] = {}
+        # Jobs with TLS settings of their own each add a pool: the least
+        # recently used idle ones are closed past ``max_tls_pools``.
+        self._clients: OrderedDict[PoolKey, httpx.AsyncClient] = OrderedDict()
+        self._in_use: Counter[PoolKey] = Counter()
+        self._max_tls_pools = max_tls_pools
+        self._closing: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> HttpClient:
@@ -190,7 +203,9 @@ class HttpClient:
 
     def _client(self, key: PoolKey, method: str, url: str) -> httpx.AsyncClient:
         client = self._clients.get(key)
-        if client is None:
+        if client is not None:
+            self._clients.move_to_end(key)
+        else:
             checked, verify, ca_pem, identity = key
             try:
                 context = self._make_ssl_context(verify, ca_pem, identity)
@@ -207,7 +222,41 @@ class HttpClient:
                 event_hooks={"request": [self._check_request] if checked else []},
             )
             self._clients[key] = client
+            if ca_pem is not None or identity is not None:
+                self._close_idle_pools()
         return client
+
+    def _close_idle_pools(self) -> None:
+        """Close the least recently used pools of jobs' own TLS settings beyond
+        ``max_tls_pools``, skipping those with requests in flight."""
+        own = [key for key in self._clients if _own_tls(key)]
+        excess = len(own) - self._max_tls_pools
+        for key in own:
+            if excess <= 0:
+                break
+            if self._in_use[key]:
+                continue
+            task = asyncio.get_running_loop().create_task(
+                self._clients.pop(key).aclose()
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            excess -= 1
+
+    @property
+    def own_tls_pools(self) -> int:
+        """How many pools serve jobs with TLS settings of their own."""
+        return sum(1 for key in self._clients if _own_tls(key))
+
+    @contextlib.asynccontextmanager
+    async def _using(self, key: PoolKey) -> AsyncIterator[None]:
+        self._in_use[key] += 1
+        try:
+            yield
+        finally:
+            self._in_use[key] -= 1
+            if not self._in_use[key]:
+                del self._in_use[key]
 
     def _make_ssl_context(
         self, verify: bool, ca_pem: str | None, identity: ClientIdentity | None
@@ -307,11 +356,8 @@ class HttpClient:
         ``identity`` the client certificate it presents. ``checked``
         False skips the egress policy: only for URLs the operator configured.
         """
-        client = self._client(
-            (checked, verify_tls, ca_bundle if verify_tls else None, identity),
-            method,
-            url,
-        )
+        key = (checked, verify_tls, ca_bundle if verify_tls else None, identity)
+        client = self._client(key, method, url)
         # Per-phase timeouts guard each step; the deadline below bounds the sum.
         phase = httpx.Timeout(time_limit)
         # Credentials in the URL become a Basic Authorization header once, here,
@@ -319,7 +365,7 @@ class HttpClient:
         target, auth = _split_credentials(url)
         slot = self._slots.slot(url)
         try:
-            async with asyncio.timeout(time_limit), slot:
+            async with asyncio.timeout(time_limit), self._using(key), slot:
                 async with client.stream(
                     method,
                     target,
@@ -357,9 +403,14 @@ class HttpClient:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+        await asyncio.gather(*self._closing)
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
+
+
+def _own_tls(key: PoolKey) -> bool:
+    return key[2] is not None or key[3] is not None
 
 
 def _load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:

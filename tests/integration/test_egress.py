@@ -485,6 +485,26 @@ async def test_a_client_certificate_given_per_request_replaces_the_daemons(
     assert (("commonName", "one job"),) in subject
 
 
+async def test_pools_for_jobs_own_ca_bundles_are_bounded(ca: trustme.CA) -> None:
+    """Jobs with distinct CA bundles each need a pool; past the limit the least
+    recently used idle ones are closed, and requests keep succeeding."""
+    client = HttpClient(egress=EgressPolicy.permissive(), max_tls_pools=2)
+    trusted = ca.cert_pem.bytes().decode()
+    bundles = [trusted + trustme.CA().cert_pem.bytes().decode() for _ in range(5)]
+    try:
+        with Hostile(tls=server_context(ca, "valid")) as server:
+            for bundle in [*bundles, bundles[0]]:
+                response = await client.request(
+                    "GET", server.url("/ok"), time_limit=5, ca_bundle=bundle
+                )
+                assert response.status == 200
+                assert client.own_tls_pools <= 2
+    finally:
+        await client.aclose()
+
+    assert len(server.requests) == 6
+
+
 # -- proxy ---------------------------------------------------------------------
 
 
