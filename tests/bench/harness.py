@@ -10,6 +10,7 @@ Tickwork runs as real ``tickwork api`` / ``tickwork daemon`` processes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import secrets
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -148,6 +150,19 @@ class Server:
     def stop(self) -> None:
         if self._embedded is not None:
             self._embedded.stop()
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the embedded server's live processes (NaN for
+        a server of its own): backends that have exited no longer count."""
+        if self._embedded is None or self._embedded._server is None:
+            return float("nan")
+        postmaster = psutil.Process(self._embedded._server.get_pid())
+        total = 0.0
+        for process in (postmaster, *postmaster.children()):
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
 
     def connect(self, database: str) -> psycopg.Connection[Any]:
         return psycopg.connect(with_database(self.url, database), autocommit=True)
@@ -306,6 +321,12 @@ def tickwork(database_url: str, log_dir: Path, **settings: str) -> Iterator[Tick
         yield processes
     finally:
         processes.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

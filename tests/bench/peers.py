@@ -59,16 +59,21 @@ def run(session: Session) -> dict[str, Any]:
     }
     figures: dict[str, Any] = {}
     rates = {config: Figure() for config in CONFIGURATIONS}
+    cpu = {config: Figure() for config in CONFIGURATIONS}
     for _ in range(session.reps):
         for config in CONFIGURATIONS:
-            rates[config].add(_once(env, *config, quick_run=session.quick))
-    for (library, concurrency, handler, full, quick), rate in rates.items():
+            rate, cpu_ms = _once(env, *config, quick_run=session.quick)
+            rates[config].add(rate)
+            cpu[config].add(cpu_ms)
+    for config, rate in rates.items():
+        library, concurrency, handler, full, quick = config
         figures[f"{library} c={concurrency} {handler}"] = {
             "library": library,
             "concurrency": concurrency,
             "handler": handler,
             "jobs": quick if session.quick else full,
             "per_s": rate.as_json(),
+            "worker_cpu_ms_per_job": cpu[config].as_json(),
         }
     figures["versions"] = _versions()
     return figures
@@ -83,7 +88,7 @@ def _once(
     quick: int,
     *,
     quick_run: bool,
-) -> float:
+) -> tuple[float, float]:
     jobs = quick if quick_run else full
     command = [
         str(VENV_PYTHON),
@@ -114,7 +119,11 @@ def _once(
         raise RuntimeError(f"{' '.join(command[1:])}: no result: {worker}")
     if worker.get("timed_out"):
         logger.warning("%s stopped at its time cap", " ".join(command[1:]))
-    return worker["jobs_per_s"]
+    # The worker reports its CPU use as a share of its run; per job it compares
+    # with the daemon's CPU per execution, which the machine's load moves less.
+    seconds = worker["t_all_handled"] - worker["t0"]
+    cpu_ms = worker["worker_cpu_pct"] / 100 * seconds * 1000 / worker["handled"]
+    return worker["jobs_per_s"], cpu_ms
 
 
 def _ensure_venv() -> None:

@@ -76,16 +76,17 @@ def table(results: dict[str, Any]) -> str:
         f"Runs per scenario: {results['reps']}"
         + (" (--quick: not comparable with a full run)" if results["quick"] else "")
         + f"; load average before {_load(results['load_before'])}, "
-        f"after {_load(results['load_after'])}; took {results['seconds'] / 60:.1f} min",
+        f"after {_load(results.get('load_after', []))}; "
+        f"took {results.get('seconds', 0) / 60:.1f} min",
         "",
-        f"| {'scenario':<13} | {'measure':<56} | {'median':>9} | "
+        f"| {'scenario':<13} | {'measure':<60} | {'median':>9} | "
         f"{'spread (min-max)':>19} | {'load':>4} |",
-        f"|{'-' * 15}|{'-' * 58}|{'-' * 10}:|{'-' * 20}:|{'-' * 5}:|",
+        f"|{'-' * 15}|{'-' * 62}|{'-' * 10}:|{'-' * 20}:|{'-' * 5}:|",
     ]
     for scenario, measure, figure in _rows(results["scenarios"]):
         load = results["scenarios"][scenario]["load"][0]
         lines.append(
-            f"| {scenario:<13} | {measure:<56} | {_num(figure['median']):>9} | "
+            f"| {scenario:<13} | {measure:<60} | {_num(figure['median']):>9} | "
             f"{_num(figure['min']) + '-' + _num(figure['max']):>19} | {load:>4.1f} |"
         )
     lines.append("")
@@ -115,6 +116,17 @@ def _rows(scenarios: dict[str, Any]):
                 f"{label}: transactions/execution",
                 d["transactions_per_execution"],
             )
+            if "daemon_cpu_ms_per_execution" in d:
+                yield (
+                    "throughput",
+                    f"{label}: daemon CPU ms/execution",
+                    d["daemon_cpu_ms_per_execution"],
+                )
+                yield (
+                    "throughput",
+                    f"{label}: PostgreSQL CPU ms/execution",
+                    d["postgres_cpu_ms_per_execution"],
+                )
     if "punctuality" in scenarios:
         p = scenarios["punctuality"]
         for key, label in (
@@ -144,6 +156,12 @@ def _rows(scenarios: dict[str, Any]):
         yield "slow_targets", f"{label}: daemon RSS MB, peak", s["rss_mb"]
         yield "slow_targets", f"{label}: fast host lag p50 ms", s["fast_lag_p50_ms"]
         yield "slow_targets", f"{label}: fast host lag p99 ms", s["fast_lag_p99_ms"]
+        if "fast_undelivered" in s:
+            yield (
+                "slow_targets",
+                f"{label}: fast fire times not delivered",
+                s["fast_undelivered"],
+            )
     if "fanout" in scenarios:
         f = scenarios["fanout"]
         label = f"{f['subscribers']:,} subscribers: change to last receipt"
@@ -152,8 +170,10 @@ def _rows(scenarios: dict[str, Any]):
     if "peers" in scenarios:
         for name, p in scenarios["peers"].items():
             if isinstance(p, dict) and "handler" in p:
-                label = f"{name} ({p['jobs']:,} jobs): jobs/s"
-                yield "peers", label, p["per_s"]
+                label = f"{name} ({p['jobs']:,} jobs)"
+                yield "peers", f"{label}: jobs/s", p["per_s"]
+                if "worker_cpu_ms_per_job" in p:
+                    yield "peers", f"{label}: CPU ms/job", p["worker_cpu_ms_per_job"]
 
 
 def _num(value: float) -> str:

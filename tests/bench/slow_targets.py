@@ -7,7 +7,8 @@ host (127.0.0.1) receives 50 interval jobs a second throughout. Once the fast
 jobs run, 1,000 runs aimed at the slow hosts come due at once. Measured: the
 daemon's resident memory (``/proc/<pid>/status``, peak over the samples), the
 most runs in flight at once, and the fast host's lag (run time to receipt)
-while the slow runs are in flight.
+while the slow runs are in flight, with the fire times of the fast jobs that
+never reached it (and their status).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -41,7 +43,8 @@ FAST_JOBS = 50
 def run(session: Session) -> dict[str, Any]:
     slow_runs = 200 if session.quick else 1000
     rss, baseline, in_flight = Figure(), Figure(), Figure()
-    p50, p99 = Figure(), Figure()
+    p50, p99, undelivered = Figure(), Figure(), Figure()
+    why: list[dict[str, int]] = []
     for rep in range(session.reps):
         result = _once(session, slow_runs, rep)
         rss.add(result["rss_mb"])
@@ -49,6 +52,8 @@ def run(session: Session) -> dict[str, Any]:
         in_flight.add(result["max_in_flight"])
         p50.add(result["fast_lag_ms"]["p50"])
         p99.add(result["fast_lag_ms"]["p99"])
+        undelivered.add(result["fast_undelivered"])
+        why.append(result["fast_undelivered_why"])
     return {
         "slow_runs": slow_runs,
         "settings": SETTINGS,
@@ -57,6 +62,8 @@ def run(session: Session) -> dict[str, Any]:
         "max_in_flight": in_flight.as_json(),
         "fast_lag_p50_ms": p50.as_json(),
         "fast_lag_p99_ms": p99.as_json(),
+        "fast_undelivered": undelivered.as_json(),
+        "fast_undelivered_why": why,
     }
 
 
@@ -123,18 +130,27 @@ def _once(session: Session, slow_runs: int, rep: int) -> dict[str, Any]:
         sampler.join()
         end = start + timedelta(seconds=DELAY + 1)
         rows = conn.execute(
-            "SELECT e.id, extract(epoch FROM e.run_at) FROM executions e "
-            "JOIN jobs j ON j.id = e.job_id "
+            "SELECT e.id, extract(epoch FROM e.run_at), e.status, e.reason "
+            "FROM executions e JOIN jobs j ON j.id = e.job_id "
             "WHERE j.name LIKE 'fast %%' AND e.scheduled_for >= %s "
             "AND e.scheduled_for < %s",
             (start, end),
         ).fetchall()
         received = {uuid.UUID(key): t for key, t in fast.records() if key}
     session.server.drop_database(name)
-    lags = [(received[i] - float(t)) * 1000 if i in received else 1e9 for i, t in rows]
+    lags = [(received[i] - float(t)) * 1000 for i, t, _, _ in rows if i in received]
+    # Fire times of the fast jobs that never reached the fast host, and why.
+    undelivered = Counter(
+        f"{status}: {reason}" if reason else status
+        for i, _, status, reason in rows
+        if i not in received
+    )
+    expected = FAST_JOBS * round((end - start).total_seconds())
     return {
         "rss_before_mb": rss_before,
         "rss_mb": max(r for r, _ in samples),
         "max_in_flight": max(n for _, n in samples),
         "fast_lag_ms": lag_summary(lags),
+        "fast_undelivered": expected - len(lags),
+        "fast_undelivered_why": dict(undelivered),
     }

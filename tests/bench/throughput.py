@@ -10,6 +10,7 @@ are counted over the same stretch, daemons' heartbeats included.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
@@ -17,12 +18,13 @@ from tests.bench.harness import (
     Counters,
     Figure,
     Session,
+    cpu_seconds,
     db_now,
     insert_jobs,
     interval_schedule,
     sink,
     tickwork,
-    wait_until,
+    wait_for,
     webhook_action,
 )
 
@@ -35,9 +37,12 @@ def run(session: Session) -> dict[str, Any]:
     figures: dict[str, Any] = {"runs": runs, "settings": SETTINGS}
     for daemons in (1, 2):
         rate, statements, transactions = Figure(), Figure(), Figure()
+        daemon_cpu, postgres_cpu = Figure(), Figure()
         for rep in range(session.reps):
             result = _once(session, daemons, runs, rep)
             rate.add(result["per_s"])
+            daemon_cpu.add(result["daemon_cpu_s"] * 1000 / runs)
+            postgres_cpu.add(result["postgres_cpu_s"] * 1000 / runs)
             transactions.add(result["transactions"] / runs)
             if "statements" in result:
                 statements.add(result["statements"] / runs)
@@ -45,6 +50,9 @@ def run(session: Session) -> dict[str, Any]:
             "per_s": rate.as_json(),
             "statements_per_execution": statements.as_json(),
             "transactions_per_execution": transactions.as_json(),
+            # CPU time depends less on what else the machine runs than rates do.
+            "daemon_cpu_ms_per_execution": daemon_cpu.as_json(),
+            "postgres_cpu_ms_per_execution": postgres_cpu.as_json(),
         }
     figures["counted_with"] = (
         "pg_stat_statements" if session.server.stat_statements else "pg_stat_database"
@@ -63,20 +71,20 @@ def _once(session: Session, daemons: int, runs: int, rep: int) -> dict[str, Any]
     ):
         for _ in range(daemons):
             processes.start("daemon")
-        registered = wait_until(
+        wait_for(
             lambda: (
                 conn.execute(
                     "SELECT count(*) FROM daemons WHERE state = 'RUNNING'"
                 ).fetchone()[0]
                 == daemons
             ),
-            timeout=30,
+            30,
+            f"the daemons to register; see {log_dir}",
         )
-        if not registered:
-            raise RuntimeError(f"daemons did not start; see {log_dir}")
         time.sleep(1)  # their LISTEN connections open right after registering
         counters = Counters(session.server, name)
         counters.reset()
+        cpu_before = _cpu(processes.daemons), session.server.cpu_seconds()
 
         now = db_now(conn)
         action = webhook_action(receiver.url())
@@ -100,15 +108,21 @@ def _once(session: Session, daemons: int, runs: int, rep: int) -> dict[str, Any]
                 raise RuntimeError(f"runs failed or a daemon stopped; see {log_dir}")
             return done >= runs
 
-        finished = wait_until(all_done, timeout=600, interval=0.02)
+        wait_for(all_done, 600, f"{runs} runs; see {log_dir}", interval=0.02)
         ended = time.time()
-        if not finished:
-            raise RuntimeError(f"{runs} runs did not finish; see {log_dir}")
+        daemon_cpu = _cpu(processes.daemons) - cpu_before[0]
+        postgres_cpu = session.server.cpu_seconds() - cpu_before[1]
         counts = counters.delta()
         received = receiver.count()
     session.server.drop_database(name)
     return {
         "per_s": runs / (ended - started),
         "received": received,
+        "daemon_cpu_s": daemon_cpu,
+        "postgres_cpu_s": postgres_cpu,
         **counts,
     }
+
+
+def _cpu(processes: list[subprocess.Popen[bytes]]) -> float:
+    return sum(cpu_seconds(process.pid) for process in processes)
