@@ -66,9 +66,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """Headless Chromium, launched once per session."""
+    """Headless Chromium, launched once for the browser tests. Playwright's sync
+    API runs an event loop on this thread while it is open, so it closes before
+    the asyncio tests run."""
     if not CHROMIUM.exists():
         _unavailable(
             f"no Chromium at {CHROMIUM} (apt-get install chromium, "
@@ -129,14 +131,14 @@ def running_tickwork(database_url: str, log_dir: Path) -> Iterator[Tickwork]:
         system.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def target() -> Iterator[Target]:
     """A local webhook target shared by the browser tests."""
     with Target() as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tickwork(
     browser: Any,
     postgres_server_url: str,
