@@ -22,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 import websockets
+from cryptography.fernet import Fernet
 
 from shared.migrate import upgrade
 from tests.support.cluster import Cluster
@@ -158,7 +159,12 @@ def test_a_postgres_restart_under_load_pauses_everything_and_loses_nothing(
     # The lease outlasts the outage, so the results written afterwards count.
     system = Tickwork(url, tmp_path, lease_seconds="20", concurrency="16")
     (tmp_path / "production").mkdir()
-    production = Tickwork(url, tmp_path / "production", env="production")
+    production = Tickwork(
+        url,
+        tmp_path / "production",
+        env="production",
+        secret_key=Fernet.generate_key().decode(),
+    )
     api = system.start("api")
     daemons = [system.start("daemon"), system.start("daemon")]
     production.start("api")
@@ -199,8 +205,8 @@ def test_a_postgres_restart_under_load_pauses_everything_and_loses_nothing(
 
             ready = httpx.get(f"{system.base_url}/readyz", timeout=5)
             assert ready.status_code == 503, ready.text
-            for api in (system, production):
-                error = graphql_error(api)
+            for tickwork in (system, production):
+                error = graphql_error(tickwork)
                 assert error["message"] == "database unavailable", error
                 assert error["extensions"] == {"code": "DATABASE_UNAVAILABLE"}
 

@@ -74,9 +74,12 @@ class Tickwork:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait for /readyz to answer 200; an API that exited fails at once,
+        quoting its log."""
         # Generous: on two busy cores, importing the API alone can take 10 s.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._check_api_alive()
             try:
                 if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
                     return
@@ -84,6 +87,14 @@ class Tickwork:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"the API was not ready within {timeout} s; see logs")
+
+    def _check_api_alive(self) -> None:
+        for index, process in enumerate(self.processes):
+            if process.args[-1] == "api" and process.poll() is not None:
+                log = (self.log_dir / f"api-{index}.log").read_text(errors="replace")
+                raise AssertionError(
+                    f"the API exited with {process.returncode}:\n{log[-2000:]}"
+                )
 
     def graphql(self, query: str, **variables: object) -> dict[str, object]:
         response = httpx.post(
