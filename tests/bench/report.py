@@ -54,7 +54,7 @@ def headline(scenarios: dict[str, Any]) -> dict[str, Any]:
     if "slow_targets" in scenarios:
         s = scenarios["slow_targets"]
         figures["slow_targets_rss_mb"] = s["rss_mb"]["median"]
-        figures["fast_host_lag_p99_ms"] = s["fast_host_lag_p99_ms"]["median"]
+        figures["fast_host_lag_p99_ms"] = s["fast_lag_p99_ms"]["median"]
     if "fanout" in scenarios:
         f = scenarios["fanout"]
         figures[f"fanout_{f['subscribers']}_ms"] = f["last_subscriber_p50_ms"]["median"]
