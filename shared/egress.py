@@ -233,8 +233,10 @@ def parse_address(text: str) -> Address:
     return ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
 
 
+@lru_cache(maxsize=4096)
 def ip_literal(host: str) -> Address | None:
-    """The address a URL host spells, or None for a name."""
+    """The address a URL host spells, or None for a name. Kept per host, as
+    every request asks."""
     try:
         return parse_address(host)
     except ValueError:

@@ -34,6 +34,9 @@ MAX_ENUMERATED = 20_000
 
 OccurrenceStatus = Literal["PENDING", "SKIPPED", "MISSED"]
 
+# Jitter needs no seed of its own per firing: seeding one costs an OS call.
+_RNG = random.Random()
+
 
 @dataclass(frozen=True)
 class Policies:
@@ -80,7 +83,7 @@ def plan_firing(
 ) -> Firing:
     """Plan the firing of a job whose ``next_run_at`` (``due``) is at or before
     ``now``, given how many of its executions are ``unfinished``."""
-    rng = rng or random.Random()
+    rng = rng or _RNG
     newest, total, following = _due_times(
         schedule, due, now, keep=max(policies.catch_up_limit, 1)
     )
