@@ -1,9 +1,10 @@
-"""The HTTP client that runs use: httpx's API over a chosen transport.
+"""The HTTP client that runs use: aiohttp by default, httpx as a setting.
 
 One :class:`HttpClient` lives as long as its daemon. Measured against a local sink,
-httpx's own connection pool slows down as concurrency grows, while the same httpx
-API over aiohttp's connection handling (``httpx-aiohttp``) keeps up, so aiohttp is
-the default transport and plain httpx stays available as a setting.
+httpx's own connection pool slows down as concurrency grows, and httpx's request
+machinery over aiohttp's connections still cost most of a daemon's CPU per run,
+so by default requests go straight to aiohttp, redirects followed here; plain
+httpx stays available as a setting.
 
 Every request is bounded: one deadline covers the whole exchange, body included,
 and at most ``max_body`` bytes of the body are read (raw bytes, before any
@@ -15,6 +16,7 @@ at every redirect hop, on either transport.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -22,8 +24,9 @@ import socket
 import ssl
 import tempfile
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -34,7 +37,9 @@ from shared.egress import EgressPolicy, EgressRefused, ip_literal
 from shared.errors import TickworkError
 
 if TYPE_CHECKING:
+    import aiohttp
     from aiohttp.abc import AbstractResolver
+    from yarl import URL
 
     from shared.connecting import CheckingResolver
     from shared.settings import Settings
@@ -48,6 +53,15 @@ Origin = tuple[str, str, int | None]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 USER_AGENT = "Tickwork/0.1 (+scheduler)"
+# Sent with every request: bodies are read raw, so none is asked for compressed.
+DEFAULT_HEADERS = {"user-agent": USER_AGENT, "accept-encoding": "identity"}
+
+# Redirects followed for one request at most, as httpx counts them.
+MAX_REDIRECTS = 20
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+# Seconds an idle connection is kept for the next request to its origin.
+KEEPALIVE_SECONDS = 30
 
 
 class DeliveryError(TickworkError):
@@ -65,10 +79,13 @@ class DeliveryError(TickworkError):
 
 @dataclass(frozen=True)
 class HttpResponse:
-    """What came back: the status, the headers and a bounded body."""
+    """What came back: the status, the headers and a bounded body.
+
+    ``headers`` is read-only and case-insensitive, whichever transport made it.
+    """
 
     status: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]
     body: bytes
     truncated: bool
 
@@ -153,11 +170,7 @@ class HttpClient:
         if transport == "httpx":
             _require_network_backend()
         self._transport_name = transport
-        self._limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30,
-        )
+        self._max_connections = max_connections
         self.egress = egress or EgressPolicy()
         self._given_resolver = resolver
         self._nameservers = nameservers
@@ -174,7 +187,7 @@ class HttpClient:
         # verification, or bring their own authorities, get a client of their own.
         # Jobs with TLS settings of their own each add a pool: the least
         # recently used idle ones are closed past ``max_tls_pools``.
-        self._clients: OrderedDict[PoolKey, httpx.AsyncClient] = OrderedDict()
+        self._pools: OrderedDict[PoolKey, _Pool] = OrderedDict()
         self._in_use: Counter[PoolKey] = Counter()
         self._max_tls_pools = max_tls_pools
         self._closing: set[asyncio.Task[None]] = set()
@@ -201,44 +214,39 @@ class HttpClient:
             self._resolver = CheckingResolver(inner, self.egress)
         return self._resolver
 
-    def _client(self, key: PoolKey, method: str, url: str) -> httpx.AsyncClient:
-        client = self._clients.get(key)
-        if client is not None:
-            self._clients.move_to_end(key)
+    def _pool(self, key: PoolKey, method: str, url: str) -> _Pool:
+        pool = self._pools.get(key)
+        if pool is not None:
+            self._pools.move_to_end(key)
+            return pool
+        checked, verify, ca_pem, identity = key
+        try:
+            context = self._make_ssl_context(verify, ca_pem, identity)
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            raise DeliveryError(
+                f"{method} {redact_url(url)}: TLS settings unusable: {exc}",
+                permanent="the CA bundle or client certificate is unusable",
+            ) from exc
+        if self._transport_name == "aiohttp":
+            pool = self._aiohttp_pool(context, checked)
         else:
-            checked, verify, ca_pem, identity = key
-            try:
-                context = self._make_ssl_context(verify, ca_pem, identity)
-            except (ssl.SSLError, ValueError, OSError) as exc:
-                raise DeliveryError(
-                    f"{method} {redact_url(url)}: TLS settings unusable: {exc}",
-                    permanent="the CA bundle or client certificate is unusable",
-                ) from exc
-            client = httpx.AsyncClient(
-                transport=self._make_transport(context, checked),
-                headers={"user-agent": USER_AGENT, "accept-encoding": "identity"},
-                follow_redirects=False,
-                trust_env=False,
-                event_hooks={"request": [self._check_request] if checked else []},
-            )
-            self._clients[key] = client
-            if ca_pem is not None or identity is not None:
-                self._close_idle_pools()
-        return client
+            pool = self._httpx_pool(context, checked)
+        self._pools[key] = pool
+        if ca_pem is not None or identity is not None:
+            self._close_idle_pools()
+        return pool
 
     def _close_idle_pools(self) -> None:
         """Close the least recently used pools of jobs' own TLS settings beyond
         ``max_tls_pools``, skipping those with requests in flight."""
-        own = [key for key in self._clients if _own_tls(key)]
+        own = [key for key in self._pools if _own_tls(key)]
         excess = len(own) - self._max_tls_pools
         for key in own:
             if excess <= 0:
                 break
             if self._in_use[key]:
                 continue
-            task = asyncio.get_running_loop().create_task(
-                self._clients.pop(key).aclose()
-            )
+            task = asyncio.get_running_loop().create_task(self._pools.pop(key).aclose())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
             excess -= 1
@@ -246,7 +254,7 @@ class HttpClient:
     @property
     def own_tls_pools(self) -> int:
         """How many pools serve jobs with TLS settings of their own."""
-        return sum(1 for key in self._clients if _own_tls(key))
+        return sum(1 for key in self._pools if _own_tls(key))
 
     @contextlib.asynccontextmanager
     async def _using(self, key: PoolKey) -> AsyncIterator[None]:
@@ -277,14 +285,15 @@ class HttpClient:
             context.load_cert_chain(self._tls.client_cert, self._tls.client_key)
         return context
 
-    def _make_transport(
-        self, context: ssl.SSLContext, checked: bool
-    ) -> httpx.AsyncBaseTransport:
+    def _httpx_pool(self, context: ssl.SSLContext, checked: bool) -> _HttpxPool:
         proxy = httpx.Proxy(self._proxy) if self._proxy else None
-        if self._transport_name == "aiohttp":
-            return self._aiohttp_transport(context, proxy, checked)
+        limits = httpx.Limits(
+            max_connections=self._max_connections,
+            max_keepalive_connections=self._max_connections,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        )
         transport = httpx.AsyncHTTPTransport(
-            verify=context, limits=self._limits, trust_env=False, proxy=proxy
+            verify=context, limits=limits, trust_env=False, proxy=proxy
         )
         if proxy is None and checked:
             # httpx offers no way to choose the addresses it connects to, so the
@@ -296,40 +305,58 @@ class HttpClient:
             transport._pool._network_backend = CheckingBackend(
                 self._checking_resolver()
             )
-        return transport
+        client = httpx.AsyncClient(
+            transport=transport,
+            headers=DEFAULT_HEADERS,
+            follow_redirects=False,
+            trust_env=False,
+            event_hooks={"request": [self._check_request] if checked else []},
+        )
+        return _HttpxPool(client)
 
-    def _aiohttp_transport(
-        self, context: ssl.SSLContext, proxy: httpx.Proxy | None, checked: bool
-    ) -> httpx.AsyncBaseTransport:
+    def _aiohttp_pool(self, context: ssl.SSLContext, checked: bool) -> _AiohttpPool:
+        # Imported here: a daemon starts faster without loading aiohttp before
+        # its first request, and the pool is made inside the running event
+        # loop, which is where aiohttp wants a session made.
         import aiohttp
-        from httpx_aiohttp import AiohttpTransport
 
-        # The session is made on first use, inside the running event loop,
-        # which is where aiohttp wants it made.
-        def session() -> aiohttp.ClientSession:
-            # Through a proxy the connector only ever resolves the proxy, which
-            # the operator chose; targets are checked before each request.
-            resolver = self._checking_resolver()
-            connector = aiohttp.TCPConnector(
-                limit=self._limits.max_connections or 0,
-                keepalive_timeout=self._limits.keepalive_expiry,
-                ssl=context,
-                resolver=resolver if checked and proxy is None else resolver.inner,
-            )
-            return aiohttp.ClientSession(connector=connector, trust_env=False)
-
-        return AiohttpTransport(client=session, trust_env=False, proxy=proxy)
+        # Through a proxy the connector only ever resolves the proxy, which the
+        # operator chose; targets are checked before each request.
+        resolver = self._checking_resolver()
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            ssl=context,
+            resolver=resolver if checked and self._proxy is None else resolver.inner,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            headers=DEFAULT_HEADERS,
+            # aiohttp would label every body application/octet-stream; the
+            # caller's headers say what a body is, as with httpx.
+            skip_auto_headers=("content-type",),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            trust_env=False,
+            # The deadline of ``request`` bounds every phase.
+            timeout=aiohttp.ClientTimeout(),
+        )
+        check = self._check_target if checked else None
+        return _AiohttpPool(session, check, _proxy_options(self._proxy))
 
     async def _check_request(self, request: httpx.Request) -> None:
+        url = request.url
+        await self._check_target(url.host, url.scheme, url.port)
+
+    async def _check_target(self, host: str, scheme: str, port: int | None) -> None:
         """Check the target of each request, redirect hops included, before any
         connection. Names are checked again, answer by answer, where they are
         resolved for the connection; IP literals never reach a resolver."""
-        host = request.url.host
         self.egress.check_name(host)
-        if ip_literal(host) is not None:
+        if _ip_literal(host) is not None:
             self.egress.check(host, host)
         elif self._proxy is not None:
-            port = request.url.port or _DEFAULT_PORTS.get(request.url.scheme, 0)
+            port = port or _DEFAULT_PORTS.get(scheme, 0)
             await self._checking_resolver().resolve(host, port, socket.AF_UNSPEC)
 
     async def request(
@@ -355,33 +382,22 @@ class HttpClient:
         text) replaces the trusted authorities for this request, and
         ``identity`` the client certificate it presents. ``checked``
         False skips the egress policy: only for URLs the operator configured.
+        Credentials in the URL are sent as a Basic Authorization header.
         """
         key = (checked, verify_tls, ca_bundle if verify_tls else None, identity)
-        client = self._client(key, method, url)
-        # Per-phase timeouts guard each step; the deadline below bounds the sum.
-        phase = httpx.Timeout(time_limit)
-        # Credentials in the URL become a Basic Authorization header once, here,
-        # rather than both in the URL and as a header (aiohttp refuses that).
-        target, auth = _split_credentials(url)
+        pool = self._pool(key, method, url)
         slot = self._slots.slot(url)
         try:
             async with asyncio.timeout(time_limit), self._using(key), slot:
-                async with client.stream(
+                return await pool.send(
                     method,
-                    target,
+                    url,
                     headers=headers,
                     content=content,
-                    auth=auth,
-                    timeout=phase,
                     follow_redirects=follow_redirects,
-                ) as response:
-                    body, truncated = await _read_bounded(response, max_body)
-                    return HttpResponse(
-                        status=response.status_code,
-                        headers=response.headers,
-                        body=body,
-                        truncated=truncated,
-                    )
+                    max_body=max_body,
+                    time_limit=time_limit,
+                )
         except TimeoutError:
             message = f"{method} {redact_url(url)} timed out after {time_limit:g} s"
             if not slot.acquired:
@@ -400,13 +416,129 @@ class HttpClient:
             ) from exc
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
+        for pool in self._pools.values():
+            await pool.aclose()
+        self._pools.clear()
         await asyncio.gather(*self._closing)
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
+
+
+# Checks a request's host (scheme and port) against the egress policy.
+Check = Callable[[str, str, int | None], Awaitable[None]]
+
+
+class _HttpxPool:
+    """Requests through httpx's own transport (``TICKWORK_HTTP_TRANSPORT=httpx``);
+    httpx follows redirects, and its request hook checks every hop."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None,
+        content: bytes | None,
+        follow_redirects: bool,
+        max_body: int,
+        time_limit: float,
+    ) -> HttpResponse:
+        # Credentials in the URL become a Basic Authorization header once, here,
+        # rather than both in the URL and as a header.
+        target, auth = _split_credentials(url)
+        async with self._client.stream(
+            method,
+            target,
+            headers=headers,
+            content=content,
+            auth=auth,
+            # Per-phase timeouts guard each step; the deadline bounds the sum.
+            timeout=httpx.Timeout(time_limit),
+            follow_redirects=follow_redirects,
+        ) as response:
+            body, truncated = await _read_bounded(response, max_body)
+            return HttpResponse(
+                status=response.status_code,
+                headers=response.headers,
+                body=body,
+                truncated=truncated,
+            )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _AiohttpPool:
+    """Requests sent with one aiohttp session directly.
+
+    Redirects are followed here rather than by aiohttp: aiohttp asks no
+    resolver about IP literals, so each hop is checked before it is sent, and
+    the hops follow the rules httpx follows on the other transport.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        check: Check | None,
+        proxy: dict[str, Any],
+    ) -> None:
+        self._session = session
+        self._check = check
+        self._proxy = proxy
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None,
+        content: bytes | None,
+        follow_redirects: bool,
+        max_body: int,
+        time_limit: float,
+    ) -> HttpResponse:
+        target = _aiohttp_target(url)
+        where = target.url
+        if target.authorization is not None:
+            headers = _with_authorization(headers, target.authorization)
+        redirects = 0
+        while True:
+            if self._check is not None:
+                await self._check(where.raw_host, where.scheme, where.port)
+            async with self._session.request(
+                method,
+                where,
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                **self._proxy,
+            ) as response:
+                status = response.status
+                location = None
+                if follow_redirects and status in _REDIRECTS:
+                    # Without a location the redirect is the answer, as with httpx.
+                    location = response.headers.get("location")
+                if location is None:
+                    body, truncated = await _read_stream(response.content, max_body)
+                    return HttpResponse(status, response.headers, body, truncated)
+                if redirects == MAX_REDIRECTS:
+                    raise _too_many_redirects(response)
+                # Read, so that the connection serves the next hop.
+                await _read_stream(response.content, max_body)
+            redirects += 1
+            method, where, headers, content = _redirect(
+                status, location, method, where, headers, content
+            )
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+_Pool = _HttpxPool | _AiohttpPool
 
 
 def _own_tls(key: PoolKey) -> bool:
@@ -515,6 +647,139 @@ async def _read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bo
     return b"".join(chunks), False
 
 
+async def _read_stream(stream: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
+    # At most one byte past the limit is read: it tells a cut body from one
+    # that fit exactly.
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return (body[:limit], True) if size > limit else (body, False)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A URL as aiohttp sends it: parsed, without its credentials, which
+    become ``authorization``."""
+
+    url: URL
+    authorization: str | None
+
+
+# Runs of one job send to the same URL again and again; parsing it once saves
+# most of the work, and a bounded table keeps memory flat.
+@lru_cache(maxsize=1024)
+def _aiohttp_target(url: str) -> _Target:
+    import aiohttp
+    from yarl import URL
+
+    try:
+        parsed = URL(url)
+    except ValueError as exc:
+        raise aiohttp.InvalidUrlClientError(url) from exc
+    if parsed.scheme not in _DEFAULT_PORTS:
+        raise aiohttp.NonHttpUrlClientError(url)
+    if not parsed.raw_host:
+        raise aiohttp.InvalidUrlClientError(url)
+    if parsed.raw_user is None and parsed.raw_password is None:
+        return _Target(parsed, None)
+    authorization = _basic(parsed.user or "", parsed.password or "")
+    return _Target(parsed.with_user(None), authorization)
+
+
+def _basic(user: str, password: str) -> str:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def _with_authorization(
+    headers: dict[str, str] | None, authorization: str
+) -> dict[str, str]:
+    # Credentials in the URL win over an Authorization header, as with httpx.
+    kept = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+    kept["authorization"] = authorization
+    return kept
+
+
+def _proxy_options(proxy: str | None) -> dict[str, Any]:
+    """aiohttp's arguments for sending through ``proxy``: credentials in its
+    URL become a Proxy-Authorization header, as httpx sends them."""
+    if proxy is None:
+        return {}
+    target = _aiohttp_target(proxy)
+    if target.authorization is None:
+        return {"proxy": target.url}
+    headers = {"proxy-authorization": target.authorization}
+    return {"proxy": target.url, "proxy_headers": headers}
+
+
+def _redirect(
+    status: int,
+    location: str,
+    method: str,
+    url: URL,
+    headers: dict[str, str] | None,
+    content: bytes | None,
+) -> tuple[str, URL, dict[str, str] | None, bytes | None]:
+    """The next hop after ``url`` answered ``status`` with ``location``, made
+    as httpx makes it: a relative location is resolved against ``url``; 303,
+    and 301 or 302 after a POST, continue as a GET without the body; the
+    Authorization header goes to the same origin only (or the same host moved
+    to https)."""
+    import aiohttp
+    from yarl import URL
+
+    try:
+        target = URL(location)
+        if not target.scheme or not target.raw_host:
+            target = url.join(target)
+    except ValueError as exc:
+        raise aiohttp.InvalidUrlRedirectClientError(
+            location, "the redirect location is not a URL"
+        ) from exc
+    if target.scheme not in _DEFAULT_PORTS:
+        raise aiohttp.NonHttpUrlRedirectClientError(location)
+    if not target.raw_host:
+        raise aiohttp.InvalidUrlRedirectClientError(
+            location, "the redirect location has no host"
+        )
+
+    if (status == 303 and method != "HEAD") or (
+        status in (301, 302) and method == "POST"
+    ):
+        method, content = "GET", None
+
+    if headers and not _keeps_authorization(url, target):
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    return method, target, headers, content
+
+
+def _keeps_authorization(before: URL, after: URL) -> bool:
+    if before.raw_host != after.raw_host:
+        return False
+    if (before.scheme, before.port) == (after.scheme, after.port):
+        return True
+    upgraded = (before.scheme, before.port, after.scheme, after.port)
+    return upgraded == ("http", 80, "https", 443)
+
+
+def _too_many_redirects(response: aiohttp.ClientResponse) -> BaseException:
+    import aiohttp
+
+    return aiohttp.TooManyRedirects(
+        response.request_info, (), message=f"more than {MAX_REDIRECTS} redirects"
+    )
+
+
+# Whether a host is an IP literal, for hosts seen again and again.
+_ip_literal = lru_cache(maxsize=4096)(ip_literal)
+
+
 # The longest first path segment a redacted URL shows; a longer one may be a
 # token itself (https://webhook.example/<uuid>).
 REDACTED_SEGMENT = 16
@@ -611,7 +876,8 @@ def _describe(exc: BaseException) -> tuple[str, str | None]:
     for link in chain:
         if isinstance(link, EgressRefused):
             return str(link), EGRESS_PERMANENT
-    for kind, meaning, permanent in _aiohttp_causes() + _CAUSES:
+    first, last = _aiohttp_causes()
+    for kind, meaning, permanent in first + _CAUSES + last:
         for link in chain:
             if isinstance(link, kind):
                 detail = _text(link)
@@ -629,10 +895,12 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return list(reversed(links))
 
 
-def _aiohttp_causes() -> tuple[Cause, ...]:
+def _aiohttp_causes() -> tuple[tuple[Cause, ...], tuple[Cause, ...]]:
+    """aiohttp's errors: those looked for before the generic ones, and those
+    looked for after (the wider aiohttp classes)."""
     import aiohttp
 
-    return (
+    first = (
         (
             aiohttp.ClientConnectorCertificateError,
             "TLS certificate verification failed",
@@ -640,11 +908,26 @@ def _aiohttp_causes() -> tuple[Cause, ...]:
         ),
         (aiohttp.ClientConnectorSSLError, "TLS failed", None),
         (aiohttp.ClientConnectorDNSError, "could not resolve the host", None),
+        (aiohttp.TooManyRedirects, "too many redirects", "a redirect loop"),
+        (aiohttp.NonHttpUrlClientError, "unsupported URL", "the URL is invalid"),
+        (aiohttp.InvalidURL, "invalid URL", "the URL is invalid"),
         (aiohttp.ServerDisconnectedError, "the server closed the connection", None),
         (aiohttp.ServerTimeoutError, "timed out", None),
+        (aiohttp.ClientPayloadError, "reading the response failed", None),
+        (aiohttp.ClientHttpProxyError, "the proxy refused the request", None),
         (aiohttp.ClientConnectorError, "could not connect", None),
     )
+    last = (
+        (aiohttp.ClientResponseError, "the server broke the HTTP protocol", None),
+        (aiohttp.ClientConnectionError, "the connection failed", None),
+    )
+    return first, last
 
 
 def _text(exc: BaseException) -> str:
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # Its str() repeats the whole URL; the message is what went wrong.
+        return exc.message.strip()
     return str(exc).strip()
