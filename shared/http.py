@@ -3,7 +3,7 @@
 One :class:`HttpClient` lives as long as its daemon. Measured against a local sink,
 httpx's own connection pool slows down as concurrency grows, and httpx's request
 machinery over aiohttp's connections still cost most of a daemon's CPU per run,
-so by default requests go straight to aiohttp, redirects followed here; plain
+so by default requests go straight to aiohttp (``shared.transports``); plain
 httpx stays available as a setting.
 
 Every request is bounded: one deadline covers the whole exchange, body included,
@@ -16,7 +16,6 @@ at every redirect hop, on either transport.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
@@ -24,22 +23,29 @@ import socket
 import ssl
 import tempfile
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from shared.egress import EgressPolicy, EgressRefused, ip_literal
 from shared.errors import TickworkError
+from shared.transports import (
+    DEFAULT_HEADERS,
+    DEFAULT_PORTS,
+    AiohttpPool,
+    HttpResponse,
+    HttpxPool,
+    Pool,
+    proxy_options,
+)
 
 if TYPE_CHECKING:
-    import aiohttp
     from aiohttp.abc import AbstractResolver
-    from yarl import URL
 
     from shared.connecting import CheckingResolver
     from shared.settings import Settings
@@ -49,16 +55,6 @@ logger = logging.getLogger(__name__)
 Transport = Literal["aiohttp", "httpx"]
 # Scheme, host and port: what a per-host limit counts requests by.
 Origin = tuple[str, str, int | None]
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-USER_AGENT = "Tickwork/0.1 (+scheduler)"
-# Sent with every request: bodies are read raw, so none is asked for compressed.
-DEFAULT_HEADERS = {"user-agent": USER_AGENT, "accept-encoding": "identity"}
-
-# Redirects followed for one request at most, as httpx counts them.
-MAX_REDIRECTS = 20
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 # Seconds an idle connection is kept for the next request to its origin.
 KEEPALIVE_SECONDS = 30
@@ -75,19 +71,6 @@ class DeliveryError(TickworkError):
     def __init__(self, message: str, *, permanent: str | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    """What came back: the status, the headers and a bounded body.
-
-    ``headers`` is read-only and case-insensitive, whichever transport made it.
-    """
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    truncated: bool
 
 
 # Requests in flight to one origin (scheme, host and port) at most, by default.
@@ -187,7 +170,7 @@ class HttpClient:
         # verification, or bring their own authorities, get a client of their own.
         # Jobs with TLS settings of their own each add a pool: the least
         # recently used idle ones are closed past ``max_tls_pools``.
-        self._pools: OrderedDict[PoolKey, _Pool] = OrderedDict()
+        self._pools: OrderedDict[PoolKey, Pool] = OrderedDict()
         self._in_use: Counter[PoolKey] = Counter()
         self._max_tls_pools = max_tls_pools
         self._closing: set[asyncio.Task[None]] = set()
@@ -214,7 +197,7 @@ class HttpClient:
             self._resolver = CheckingResolver(inner, self.egress)
         return self._resolver
 
-    def _pool(self, key: PoolKey, method: str, url: str) -> _Pool:
+    def _pool(self, key: PoolKey, method: str, url: str) -> Pool:
         pool = self._pools.get(key)
         if pool is not None:
             self._pools.move_to_end(key)
@@ -285,7 +268,7 @@ class HttpClient:
             context.load_cert_chain(self._tls.client_cert, self._tls.client_key)
         return context
 
-    def _httpx_pool(self, context: ssl.SSLContext, checked: bool) -> _HttpxPool:
+    def _httpx_pool(self, context: ssl.SSLContext, checked: bool) -> HttpxPool:
         proxy = httpx.Proxy(self._proxy) if self._proxy else None
         limits = httpx.Limits(
             max_connections=self._max_connections,
@@ -312,9 +295,9 @@ class HttpClient:
             trust_env=False,
             event_hooks={"request": [self._check_request] if checked else []},
         )
-        return _HttpxPool(client)
+        return HttpxPool(client)
 
-    def _aiohttp_pool(self, context: ssl.SSLContext, checked: bool) -> _AiohttpPool:
+    def _aiohttp_pool(self, context: ssl.SSLContext, checked: bool) -> AiohttpPool:
         # Imported here: a daemon starts faster without loading aiohttp before
         # its first request, and the pool is made inside the running event
         # loop, which is where aiohttp wants a session made.
@@ -342,7 +325,7 @@ class HttpClient:
             timeout=aiohttp.ClientTimeout(),
         )
         check = self._check_target if checked else None
-        return _AiohttpPool(session, check, _proxy_options(self._proxy))
+        return AiohttpPool(session, check, proxy_options(self._proxy))
 
     async def _check_request(self, request: httpx.Request) -> None:
         url = request.url
@@ -356,7 +339,7 @@ class HttpClient:
         if _ip_literal(host) is not None:
             self.egress.check(host, host)
         elif self._proxy is not None:
-            port = port or _DEFAULT_PORTS.get(scheme, 0)
+            port = port or DEFAULT_PORTS.get(scheme, 0)
             await self._checking_resolver().resolve(host, port, socket.AF_UNSPEC)
 
     async def request(
@@ -423,122 +406,6 @@ class HttpClient:
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
-
-
-# Checks a request's host (scheme and port) against the egress policy.
-Check = Callable[[str, str, int | None], Awaitable[None]]
-
-
-class _HttpxPool:
-    """Requests through httpx's own transport (``TICKWORK_HTTP_TRANSPORT=httpx``);
-    httpx follows redirects, and its request hook checks every hop."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
-
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str] | None,
-        content: bytes | None,
-        follow_redirects: bool,
-        max_body: int,
-        time_limit: float,
-    ) -> HttpResponse:
-        # Credentials in the URL become a Basic Authorization header once, here,
-        # rather than both in the URL and as a header.
-        target, auth = _split_credentials(url)
-        async with self._client.stream(
-            method,
-            target,
-            headers=headers,
-            content=content,
-            auth=auth,
-            # Per-phase timeouts guard each step; the deadline bounds the sum.
-            timeout=httpx.Timeout(time_limit),
-            follow_redirects=follow_redirects,
-        ) as response:
-            body, truncated = await _read_bounded(response, max_body)
-            return HttpResponse(
-                status=response.status_code,
-                headers=response.headers,
-                body=body,
-                truncated=truncated,
-            )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-class _AiohttpPool:
-    """Requests sent with one aiohttp session directly.
-
-    Redirects are followed here rather than by aiohttp: aiohttp asks no
-    resolver about IP literals, so each hop is checked before it is sent, and
-    the hops follow the rules httpx follows on the other transport.
-    """
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        check: Check | None,
-        proxy: dict[str, Any],
-    ) -> None:
-        self._session = session
-        self._check = check
-        self._proxy = proxy
-
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str] | None,
-        content: bytes | None,
-        follow_redirects: bool,
-        max_body: int,
-        time_limit: float,
-    ) -> HttpResponse:
-        target = _aiohttp_target(url)
-        where = target.url
-        if target.authorization is not None:
-            headers = _with_authorization(headers, target.authorization)
-        redirects = 0
-        while True:
-            if self._check is not None:
-                await self._check(where.raw_host, where.scheme, where.port)
-            async with self._session.request(
-                method,
-                where,
-                headers=headers,
-                data=content,
-                allow_redirects=False,
-                **self._proxy,
-            ) as response:
-                status = response.status
-                location = None
-                if follow_redirects and status in _REDIRECTS:
-                    # Without a location the redirect is the answer, as with httpx.
-                    location = response.headers.get("location")
-                if location is None:
-                    body, truncated = await _read_stream(response.content, max_body)
-                    return HttpResponse(status, response.headers, body, truncated)
-                if redirects == MAX_REDIRECTS:
-                    raise _too_many_redirects(response)
-                # Read, so that the connection serves the next hop.
-                await _read_stream(response.content, max_body)
-            redirects += 1
-            method, where, headers, content = _redirect(
-                status, location, method, where, headers, content
-            )
-
-    async def aclose(self) -> None:
-        await self._session.close()
-
-
-_Pool = _HttpxPool | _AiohttpPool
 
 
 def _own_tls(key: PoolKey) -> bool:
@@ -628,152 +495,11 @@ def _origin(url: str) -> Origin:
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        port = parts.port or _DEFAULT_PORTS.get(scheme)
+        port = parts.port or DEFAULT_PORTS.get(scheme)
         return scheme, (parts.hostname or "").lower(), port
     except ValueError:
         # A malformed URL fails in the client; it still needs some key.
         return "", url, None
-
-
-async def _read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    # Reading one chunk past the limit tells a cut body from one that fit exactly.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_raw():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks)[:limit], True
-    return b"".join(chunks), False
-
-
-async def _read_stream(stream: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
-    # At most one byte past the limit is read: it tells a cut body from one
-    # that fit exactly.
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await stream.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return (body[:limit], True) if size > limit else (body, False)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """A URL as aiohttp sends it: parsed, without its credentials, which
-    become ``authorization``."""
-
-    url: URL
-    authorization: str | None
-
-
-# Runs of one job send to the same URL again and again; parsing it once saves
-# most of the work, and a bounded table keeps memory flat.
-@lru_cache(maxsize=1024)
-def _aiohttp_target(url: str) -> _Target:
-    import aiohttp
-    from yarl import URL
-
-    try:
-        parsed = URL(url)
-    except ValueError as exc:
-        raise aiohttp.InvalidUrlClientError(url) from exc
-    if parsed.scheme not in _DEFAULT_PORTS:
-        raise aiohttp.NonHttpUrlClientError(url)
-    if not parsed.raw_host:
-        raise aiohttp.InvalidUrlClientError(url)
-    if parsed.raw_user is None and parsed.raw_password is None:
-        return _Target(parsed, None)
-    authorization = _basic(parsed.user or "", parsed.password or "")
-    return _Target(parsed.with_user(None), authorization)
-
-
-def _basic(user: str, password: str) -> str:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return f"Basic {token}"
-
-
-def _with_authorization(
-    headers: dict[str, str] | None, authorization: str
-) -> dict[str, str]:
-    # Credentials in the URL win over an Authorization header, as with httpx.
-    kept = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
-    kept["authorization"] = authorization
-    return kept
-
-
-def _proxy_options(proxy: str | None) -> dict[str, Any]:
-    """aiohttp's arguments for sending through ``proxy``: credentials in its
-    URL become a Proxy-Authorization header, as httpx sends them."""
-    if proxy is None:
-        return {}
-    target = _aiohttp_target(proxy)
-    if target.authorization is None:
-        return {"proxy": target.url}
-    headers = {"proxy-authorization": target.authorization}
-    return {"proxy": target.url, "proxy_headers": headers}
-
-
-def _redirect(
-    status: int,
-    location: str,
-    method: str,
-    url: URL,
-    headers: dict[str, str] | None,
-    content: bytes | None,
-) -> tuple[str, URL, dict[str, str] | None, bytes | None]:
-    """The next hop after ``url`` answered ``status`` with ``location``, made
-    as httpx makes it: a relative location is resolved against ``url``; 303,
-    and 301 or 302 after a POST, continue as a GET without the body; the
-    Authorization header goes to the same origin only (or the same host moved
-    to https)."""
-    import aiohttp
-    from yarl import URL
-
-    try:
-        target = URL(location)
-        if not target.scheme or not target.raw_host:
-            target = url.join(target)
-    except ValueError as exc:
-        raise aiohttp.InvalidUrlRedirectClientError(
-            location, "the redirect location is not a URL"
-        ) from exc
-    if target.scheme not in _DEFAULT_PORTS:
-        raise aiohttp.NonHttpUrlRedirectClientError(location)
-    if not target.raw_host:
-        raise aiohttp.InvalidUrlRedirectClientError(
-            location, "the redirect location has no host"
-        )
-
-    if (status == 303 and method != "HEAD") or (
-        status in (301, 302) and method == "POST"
-    ):
-        method, content = "GET", None
-
-    if headers and not _keeps_authorization(url, target):
-        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-    return method, target, headers, content
-
-
-def _keeps_authorization(before: URL, after: URL) -> bool:
-    if before.raw_host != after.raw_host:
-        return False
-    if (before.scheme, before.port) == (after.scheme, after.port):
-        return True
-    upgraded = (before.scheme, before.port, after.scheme, after.port)
-    return upgraded == ("http", 80, "https", 443)
-
-
-def _too_many_redirects(response: aiohttp.ClientResponse) -> BaseException:
-    import aiohttp
-
-    return aiohttp.TooManyRedirects(
-        response.request_info, (), message=f"more than {MAX_REDIRECTS} redirects"
-    )
 
 
 # Whether a host is an IP literal, for hosts seen again and again.
@@ -825,18 +551,6 @@ def scrub_url(text: str, url: str) -> str:
         if part and len(part) > 1:
             text = text.replace(part, "…")
     return text
-
-
-def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    auth = (unquote(parts.username or ""), unquote(parts.password or ""))
-    return urlunsplit(parts._replace(netloc=netloc)), auth
 
 
 # What went wrong, by the exception (or the one it was raised from), most
