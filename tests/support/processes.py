@@ -89,12 +89,17 @@ class Tickwork:
         raise AssertionError(f"the API was not ready within {timeout} s; see logs")
 
     def _check_api_alive(self) -> None:
-        for index, process in enumerate(self.processes):
-            if process.args[-1] == "api" and process.poll() is not None:
-                log = (self.log_dir / f"api-{index}.log").read_text(errors="replace")
-                raise AssertionError(
-                    f"the API exited with {process.returncode}:\n{log[-2000:]}"
-                )
+        """Fail if the API started last has exited (a test may stop an earlier
+        one on purpose and start another)."""
+        apis = [i for i, p in enumerate(self.processes) if p.args[-1] == "api"]
+        if not apis:
+            return
+        process = self.processes[apis[-1]]
+        if process.poll() is not None:
+            log = (self.log_dir / f"api-{apis[-1]}.log").read_text(errors="replace")
+            raise AssertionError(
+                f"the API exited with {process.returncode}:\n{log[-2000:]}"
+            )
 
     def graphql(self, query: str, **variables: object) -> dict[str, object]:
         response = httpx.post(
