@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -52,7 +52,7 @@ def create_schema(*, development: bool) -> strawberry.Schema:
     if not development:
         extensions += [
             DisableIntrospection,
-            lambda: MaskErrors(
+            lambda: _MaskErrors(
                 should_mask_error=should_mask_error, error_message=MASKED_MESSAGE
             ),
         ]
@@ -162,9 +162,7 @@ class ErrorCodes(SchemaExtension):
 
 
 def _label_errors(result: object) -> None:
-    if not isinstance(result, _ResultWithErrors) or not result.errors:
-        return
-    for error in result.errors:
+    for error in _errors(result):
         if (error.extensions or {}).get("code") or not is_expected(error):
             continue
         if error.original_error is not None:
@@ -176,14 +174,30 @@ def _label_errors(result: object) -> None:
         error.extensions = {**(error.extensions or {}), "code": code}
 
 
-@runtime_checkable
-class _ResultWithErrors(Protocol):
-    errors: list[GraphQLError] | None
+def _errors(result: object) -> list[GraphQLError]:
+    """The errors of an execution result of any kind. Read as an attribute: an
+    isinstance check against a runtime protocol costs tens of microseconds, and
+    a subscription event passes here once per subscriber."""
+    return getattr(result, "errors", None) or []
 
 
 def _translate_errors(result: object) -> None:
-    if isinstance(result, _ResultWithErrors) and result.errors:
-        result.errors = [_translate(error) for error in result.errors]
+    if errors := _errors(result):
+        result.errors = [_translate(error) for error in errors]  # type: ignore[attr-defined]
+
+
+class _MaskErrors(MaskErrors):
+    """Strawberry's MaskErrors, with a fast way past subscription events that
+    carry no errors (nearly all): it checks each event against a runtime
+    protocol, once per subscriber, which showed in profiles of a fan-out to
+    1,000 subscribers."""
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        parts = ("incremental", "completed")
+        if _errors(result) or any(getattr(result, part, None) for part in parts):
+            yield from super().on_stream_result(result)
+        else:
+            yield None
 
 
 def _translate(error: GraphQLError) -> GraphQLError:
