@@ -44,6 +44,11 @@ def main() -> int:
         proxy_headers=True,
         # A WebSocket message carries one operation, like an HTTP body.
         ws_max_size=MAX_BODY_BYTES,
+        # Live updates are small JSON messages sent to every subscriber:
+        # compressing each one for each subscriber cost more CPU than it saved
+        # (fan-out to 1,000 subscribers: 194 ms to the last one with it, 177
+        # without).
+        ws_per_message_deflate=False,
     )
     return 0
 
