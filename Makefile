@@ -38,7 +38,7 @@ lint: install
 soak: install
 	$(BIN)/python -m tests.soak.run $(SOAK_ARGS)
 
-# Every benchmark scenario against an embedded PostgreSQL (about 20 minutes);
+# Every benchmark scenario against an embedded PostgreSQL (about 16 minutes);
 # not in `test`. Options go in BENCH_ARGS, e.g. `make bench BENCH_ARGS="--quick"`
 # or `BENCH_ARGS="--only throughput"`.
 bench: install

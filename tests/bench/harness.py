@@ -196,8 +196,9 @@ class Session:
     work_dir: Path
     quick: bool
     reps: int
-    # Seconds each capacity level is measured for, after its warm-up.
-    capacity_window: float = 15.0
+    # Seconds each capacity level is measured for, after its warm-up: with it,
+    # the jobs run for a minute.
+    capacity_window: float = 55.0
 
     def log_dir(self, name: str) -> Path:
         path = self.work_dir / "logs" / name
