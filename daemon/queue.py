@@ -147,6 +147,18 @@ SELECT c.*, j.name AS job_name, j.action, j.payload, j.max_retries,
 FROM claimed c JOIN jobs j ON j.id = c.job_id
 """
 
+# Locks the jobs of a batch of finished attempts, in one order, before FINISH
+# touches their executions. A job's row is locked before its executions'
+# everywhere else (deleteJob, whose delete cascades to them; triggerJob; the
+# firing of due jobs); FINISH updating the executions first and the jobs after
+# would deadlock with a deleteJob taking the same two rows the other way round.
+LOCK_FINISHING_JOBS = """
+SELECT j.id FROM jobs j
+WHERE j.id IN (SELECT job_id FROM executions WHERE id = ANY(%(ids)s::uuid[]))
+ORDER BY j.id
+FOR NO KEY UPDATE OF j
+"""
+
 # Writes a batch of finished attempts. Rows whose fence moved on are skipped:
 # the RETURNING list tells the caller which results were accepted. A job with
 # no fire time left completes once nothing of it is outstanding. A FAILED
@@ -195,22 +207,24 @@ WITH input AS (
     FROM done
     GROUP BY job_id
 ), decided AS (
-    -- A job pauses after pause_after_failures failed executions in a row, and
-    -- completes once it has no fire time left and nothing unfinished.
+    -- A job completes once it has no fire time left and nothing unfinished,
+    -- whether its last run failed or not: pausing it then would hold back
+    -- nothing. Otherwise it pauses after pause_after_failures failed
+    -- executions in a row.
     SELECT j.id,
         CASE WHEN o.succeeded THEN 0
             ELSE j.consecutive_failures + o.failed END AS failures,
         CASE
             WHEN j.state <> 'ACTIVE' THEN NULL
-            WHEN NOT o.succeeded AND j.pause_after_failures IS NOT NULL
-                AND j.consecutive_failures + o.failed >= j.pause_after_failures
-                THEN 'PAUSED'
             WHEN j.next_run_at IS NULL AND NOT EXISTS (
                 SELECT 1 FROM executions x
                 WHERE x.job_id = j.id
                   AND x.status IN ('PENDING', 'RUNNING', 'RETRYING')
                   AND x.id NOT IN (SELECT id FROM done WHERE status <> 'RETRYING')
             ) THEN 'COMPLETED'
+            WHEN NOT o.succeeded AND j.pause_after_failures IS NOT NULL
+                AND j.consecutive_failures + o.failed >= j.pause_after_failures
+                THEN 'PAUSED'
         END AS state
     FROM jobs j JOIN outcomes o ON o.job_id = j.id
 ), jobs_updated AS (
@@ -523,8 +537,10 @@ async def finish(
         "errors": [o.error for o in outcomes],
         "excerpts": [o.excerpt for o in outcomes],
     }
-    cur = await conn.execute(FINISH, params)
-    return {row[0] for row in await cur.fetchall()}
+    async with conn.transaction():
+        await conn.execute(LOCK_FINISHING_JOBS, {"ids": params["ids"]})
+        cur = await conn.execute(FINISH, params)
+        return {row[0] for row in await cur.fetchall()}
 
 
 async def heartbeat(

@@ -146,6 +146,31 @@ async def test_a_job_that_pauses_itself_sends_job_paused(
     assert "404" in paused["error"]
 
 
+async def test_a_one_off_whose_run_fails_completes_instead_of_pausing(
+    db: psycopg.AsyncConnection, worker: Worker, target: Target, hooks: Target
+) -> None:
+    """A one-off with pauseAfterFailures 1 has nothing left after its failed
+    run: it completes, as every one-off does, and only EXECUTION_FAILED is sent."""
+    job_id = await insert_job(
+        db,
+        schedule=Schedule(kind="at", at=await db_now(db)),
+        action=webhook(target.url("/status/404")),
+        max_retries=0,
+        alert_url=hooks.url("/a"),
+        pause_after_failures=1,
+    )
+    await run_once_and_settle(worker)
+    (execution,) = await executions_of(db, job_id)
+    assert execution["status"] == "FAILED"
+
+    cur = await db.execute(
+        "SELECT state, state_reason, consecutive_failures FROM jobs WHERE id = %s",
+        (job_id,),
+    )
+    assert await cur.fetchone() == ("COMPLETED", "no fire times left", 1)
+    assert [row["kind"] for row in await alerts(db)] == ["EXECUTION_FAILED"]
+
+
 async def test_a_missed_window_sends_fire_times_missed_with_covers(
     db: psycopg.AsyncConnection, worker: Worker, target: Target, hooks: Target
 ) -> None:
