@@ -21,10 +21,10 @@ from api.types import (
     SchedulePreview,
     SchedulePreviewResult,
 )
-from api.validation import parse_schedule
+from api.validation import parse_schedule, text_argument
 from shared import models
 from shared.errors import InvalidInputError
-from shared.schedule import next_fire_time
+from shared.schedule import check_instant, next_fire_time
 
 
 @strawberry.type(
@@ -54,7 +54,7 @@ class Query:
                 session,
                 size,
                 cursor,
-                name=text_filter(name, "name"),
+                name=text_filter(text_argument(name, "name"), "name"),
                 state=models.JobState(state) if state is not None else None,
             )
         return JobConnection.from_rows(list(rows), size)
@@ -123,8 +123,9 @@ class Query:
             async with info.context.sessions() as session:
                 after = await store.db_now(session)
         try:
-            if after.tzinfo is None:
-                raise InvalidInputError.single("after", "needs a UTC offset")
+            errors = check_instant(after, "after")
+            if errors:
+                raise InvalidInputError(errors)
             parsed = parse_schedule(schedule, after)
         except InvalidInputError as exc:
             return InvalidInput.from_error(exc)

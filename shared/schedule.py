@@ -24,6 +24,14 @@ from shared.errors import FieldError, InvalidInputError
 
 ScheduleKind = Literal["interval", "cron", "at"]
 
+# Every instant a schedule is given or fires at lies in this range. Python's
+# datetime stops at year 9999, so the upper end leaves room for what is added to
+# a fire time later (jitter, retry delays, an offset such as +14:00) and for the
+# steps of fire-time arithmetic, none of which may overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+OUT_OF_RANGE = "must be between 1970-01-01 and 9000-01-01 UTC"
+
 
 class Schedule(BaseModel):
     """A validated schedule, as stored in ``jobs.schedule``."""
@@ -83,8 +91,8 @@ def build_schedule(
 
     errors: list[FieldError] = []
     for name, value in (("startAt", start_at), ("endAt", end_at), ("at", at)):
-        if value is not None and value.tzinfo is None:
-            errors.append(FieldError(f"{field}.{name}", "needs a UTC offset"))
+        if value is not None:
+            errors.extend(check_instant(value, f"{field}.{name}"))
     if errors:
         raise InvalidInputError(errors)
     if start_at and end_at and end_at <= start_at:
@@ -126,14 +134,31 @@ def build_schedule(
     return schedule
 
 
+def check_instant(value: datetime, field: str) -> list[FieldError]:
+    """What is wrong with ``value`` as an instant of a schedule, if anything:
+    it needs a UTC offset and must lie between EARLIEST and LATEST."""
+    if value.tzinfo is None:
+        return [FieldError(field, "needs a UTC offset")]
+    # Compared before any conversion: in UTC, 0001-01-01T00:00+14:00 is a
+    # time Python's datetime cannot hold.
+    if not EARLIEST <= value <= LATEST:
+        return [FieldError(field, OUT_OF_RANGE)]
+    return []
+
+
 def next_fire_time(schedule: Schedule, after: datetime) -> datetime | None:
     """The first fire time strictly after ``after``, or None when there is none.
 
     Pure: the same schedule and instant always give the same answer, in UTC.
+    A schedule has no fire time after LATEST: the times it would give there are
+    past what the rest of the computations can hold.
     """
     after = _utc(after)
     if schedule.start_at is not None and schedule.kind != "interval":
         after = max(after, schedule.start_at - timedelta(microseconds=1))
+    if after >= LATEST:
+        # A schedule stored before its instants were bounded can start here.
+        return None
 
     if schedule.kind == "interval":
         candidate = _next_interval(schedule, after)
@@ -143,7 +168,9 @@ def next_fire_time(schedule: Schedule, after: datetime) -> datetime | None:
     else:
         candidate = schedule.at if schedule.at and schedule.at > after else None
 
-    if candidate is None or (schedule.end_at and candidate > schedule.end_at):
+    if candidate is None or candidate > LATEST:
+        return None
+    if schedule.end_at and candidate > schedule.end_at:
         return None
     return candidate
 
@@ -159,13 +186,16 @@ def first_fire_time(schedule: Schedule, now: datetime) -> datetime | None:
     return next_fire_time(schedule, _utc(now) - timedelta(microseconds=1))
 
 
-def _next_interval(schedule: Schedule, after: datetime) -> datetime:
+def _next_interval(schedule: Schedule, after: datetime) -> datetime | None:
     anchor = schedule.start_at
     step = timedelta(seconds=schedule.interval_seconds or 1)
-    if anchor is None or after < anchor:
-        return anchor or after + step
-    periods = (after - anchor) // step + 1
-    return anchor + periods * step
+    try:
+        if anchor is None or after < anchor:
+            return anchor or after + step
+        periods = (after - anchor) // step + 1
+        return anchor + periods * step
+    except OverflowError:
+        return None  # a step that lands past year 9999: long after LATEST
 
 
 def _zone(name: str, field: str, errors: list[FieldError]) -> ZoneInfo | None:

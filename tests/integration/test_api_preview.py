@@ -196,6 +196,79 @@ def test_a_bad_preview_names_the_field_as_createjob_does(
     assert [e["field"] for e in preview["errors"]] == [field]
 
 
+@pytest.mark.parametrize(
+    ("schedule", "field"),
+    [
+        ({"at": "0001-01-01T00:00:00+14:00"}, "schedule.at"),
+        (
+            {"intervalSeconds": 60, "startAt": "9999-12-31T00:00:00Z"},
+            "schedule.startAt",
+        ),
+        ({"intervalSeconds": 60, "endAt": "9500-01-01T00:00:00Z"}, "schedule.endAt"),
+        ({"at": "1969-12-31T23:59:59Z"}, "schedule.at"),
+    ],
+    ids=["year 0 in UTC", "start in 9999", "end in 9500", "before 1970"],
+)
+def test_a_schedule_time_outside_the_supported_range_is_invalid_input(
+    database_url: str, schedule: dict[str, Any], field: str
+) -> None:
+    """In production, createJob with a time Python cannot even convert to UTC,
+    or one whose fire times would run off the end of the calendar, is
+    InvalidInput naming the field and the range."""
+    with api_client(database_url, env="production") as client:
+        result = create_job(client, **interval_job(schedule=schedule))
+
+    assert result["__typename"] == "InvalidInput", result
+    assert result["errors"] == [
+        {"field": field, "message": "must be between 1970-01-01 and 9000-01-01 UTC"}
+    ]
+    assert count_rows(database_url, "jobs") == 0
+
+
+def test_a_preview_after_the_supported_range_is_invalid_input(
+    database_url: str,
+) -> None:
+    """In production, previewing a daily interval after 9999-12-30 names
+    `after`, instead of overflowing on the day after."""
+    with api_client(database_url, env="production") as client:
+        preview = _preview(
+            client, {"intervalSeconds": 86400}, after="9999-12-30T00:00:00Z"
+        )
+
+    assert preview["__typename"] == "InvalidInput", preview
+    assert [e["field"] for e in preview["errors"]] == ["after"]
+
+
+def test_fire_times_stop_at_the_end_of_the_supported_range(database_url: str) -> None:
+    """An interval of 2**31 - 1 seconds (68 years) starting in 8990 fires once
+    before 9000: nextRuns and the preview list that one time, not five."""
+    schedule = {"intervalSeconds": 2**31 - 1, "startAt": "8990-01-01T00:00:00Z"}
+    with api_client(database_url, env="production") as client:
+        job = create_job(client, **interval_job(schedule=schedule))
+        runs = _next_runs(client, job["id"], count=5)
+        preview = _preview(client, schedule, count=5, after="8989-01-01T00:00:00Z")
+
+    assert runs["nextRuns"] == ["8990-01-01T00:00:00+00:00"]
+    assert preview["fireTimes"] == ["8990-01-01T00:00:00+00:00"]
+
+
+def test_a_job_stored_past_the_supported_range_still_reads(database_url: str) -> None:
+    """A job saved before schedule times were bounded, starting in 9999, shows
+    its next run and no later one, instead of the whole job reading as null."""
+    with api_client(database_url, env="production") as client:
+        job = create_job(client, **interval_job())
+        _set(
+            database_url,
+            "UPDATE jobs SET next_run_at = '9999-12-31T00:00:00Z', schedule ="
+            " jsonb_set(schedule, '{start_at}', '\"9999-12-31T00:00:00Z\"')"
+            " WHERE id = %s",
+            job["id"],
+        )
+        runs = _next_runs(client, job["id"], count=5)
+
+    assert runs["nextRuns"] == ["9999-12-31T00:00:00+00:00"]
+
+
 def test_an_active_jobs_next_runs_start_at_its_next_run(database_url: str) -> None:
     """nextRuns of an active interval job is nextRunAt, then a step apart."""
     with api_client(database_url) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,41 @@ def test_schedules_describe_themselves_in_plain_words() -> None:
     assert build_schedule(interval_seconds=5, now=NOW).describe() == "Every 5 seconds"
     daily = build_schedule(cron_expression="0 3 * * *", timezone="UTC", now=NOW)
     assert daily.describe() == "At 03:00 every day (UTC)"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"at": datetime.fromisoformat("0001-01-01T00:00:00+14:00")},
+        {"at": datetime(1969, 12, 31, 23, 59, tzinfo=UTC)},
+        {"interval_seconds": 60, "start_at": datetime(9000, 1, 2, tzinfo=UTC)},
+        {"cron_expression": "0 0 * * *", "end_at": datetime(9999, 1, 1, tzinfo=UTC)},
+    ],
+    ids=["year 0 in UTC", "before 1970", "start after 9000", "end after 9000"],
+)
+def test_schedule_times_outside_1970_to_9000_are_refused(
+    given: dict[str, Any],
+) -> None:
+    """Times are checked before any conversion to UTC, which could overflow."""
+    with pytest.raises(InvalidInputError) as exc:
+        build_schedule(now=NOW, **given)
+    assert list(fields(exc).values()) == [
+        "must be between 1970-01-01 and 9000-01-01 UTC"
+    ]
+
+
+def test_fire_times_end_at_9000_instead_of_overflowing() -> None:
+    """An interval whose next step lands past 9000, or past Python's year 9999,
+    has no next fire time; so has one stored before times were bounded."""
+    start = datetime(8990, 1, 1, tzinfo=UTC)
+    long = build_schedule(interval_seconds=2**31 - 1, start_at=start, now=NOW)
+    assert next_fire_time(long, start - timedelta(seconds=1)) == start
+    assert next_fire_time(long, start) is None
+
+    stored = long.model_copy(update={"start_at": datetime(9999, 12, 31, tzinfo=UTC)})
+    assert next_fire_time(stored, datetime(9999, 12, 31, tzinfo=UTC)) is None
+    cron = build_schedule(cron_expression="0 0 * * *", now=NOW)
+    assert next_fire_time(cron, datetime(8999, 12, 31, 12, tzinfo=UTC)) == datetime(
+        9000, 1, 1, tzinfo=UTC
+    )
+    assert next_fire_time(cron, datetime(9000, 1, 1, tzinfo=UTC)) is None
