@@ -36,7 +36,7 @@ from api.types import (
     JobResult,
     NotFound,
 )
-from api.validation import create_values, update_values
+from api.validation import create_values, unstorable_text, update_values
 from shared import models
 from shared.errors import InvalidInputError
 from shared.schedule import Schedule
@@ -222,6 +222,9 @@ class Mutation:
             box = _signing_box(info, job)
             given = secret not in (None, strawberry.UNSET)
             if given:
+                errors = unstorable_text(secret, "secret")
+                if errors:
+                    raise InvalidInputError(errors)
                 try:
                     check_secret(secret)
                 except InvalidSecretError as exc:

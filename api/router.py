@@ -61,11 +61,16 @@ class OfflineGraphQLRouter(GraphQLRouter):
 
     def parse_json(self, data: str | bytes) -> Any:
         # Strawberry's own says "Unable to parse" for any JSON it cannot read;
-        # JSON nested too deeply is readable, and refused with its own reason.
+        # JSON nested too deeply is readable, and refused with its own reason,
+        # as are bytes that are no text: json.loads raises no JSONDecodeError
+        # for those, and they would otherwise end as a server error.
         try:
             return self.decode_json(data)
         except NestedTooDeeplyError as exc:
             raise HTTPException(400, f"Request body: {exc.msg}") from exc
+        except UnicodeDecodeError as exc:
+            message = f"Request body: not valid UTF-8 (byte {exc.start})"
+            raise HTTPException(400, message) from exc
         except json.JSONDecodeError as exc:
             raise HTTPException(400, "Unable to parse request body as JSON") from exc
 

@@ -27,7 +27,7 @@ from api.inputs import (
     UpdateJobInput,
 )
 from shared import models
-from shared.actions import Action, build_action, split_sensitive, validate_url
+from shared.actions import Action, build_action, split_sensitive, target_url
 from shared.errors import FieldError, InvalidInputError
 from shared.firing import Policies
 from shared.schedule import Schedule, build_schedule
@@ -88,7 +88,7 @@ def create_values(
     input gives one (``signing_secrets`` is then among the values). Without a
     box, any secret is refused.
     """
-    errors = nul_characters(spec)
+    errors = unstorable_text(spec)
     if errors:
         raise InvalidInputError(errors)
     name = _collect(errors, lambda: _name(spec.name))
@@ -147,7 +147,7 @@ def update_values(
     taking the values it keeps from the job; with a box, headers an earlier
     release stored in plain text move into the sealed ones.
     """
-    errors = nul_characters(spec)
+    errors = unstorable_text(spec)
     if errors:
         raise InvalidInputError(errors)
     values: dict[str, Any] = {}
@@ -189,38 +189,62 @@ def update_values(
     return values
 
 
-def nul_characters(value: Any, path: str = "") -> list[FieldError]:
-    """Every string in the input that holds a NUL character, which PostgreSQL
-    text and JSON cannot store, named by its input path."""
+def unstorable_text(value: Any, path: str = "") -> list[FieldError]:
+    """Every string in the input that PostgreSQL cannot store, named by its
+    input path: one holding a NUL character, which text and JSON refuse, or a
+    lone surrogate, which JSON can spell ("\\ud800") but UTF-8 cannot."""
     if isinstance(value, str):
-        if "\x00" in value:
-            return [FieldError(path, "must not contain NUL characters")]
-        return []
+        problem = text_problem(value)
+        return [FieldError(path, problem)] if problem else []
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return [
             error
             for field in dataclasses.fields(value)
-            for error in nul_characters(
+            for error in unstorable_text(
                 getattr(value, field.name), _join(path, _camel(field.name))
             )
         ]
     if isinstance(value, dict):
         errors = []
         for key, item in value.items():
-            inner = _join(path, str(key))
-            if isinstance(key, str) and "\x00" in key:
-                errors.append(
-                    FieldError(inner, "names must not contain NUL characters")
-                )
-            errors.extend(nul_characters(item, inner))
+            problem = text_problem(key) if isinstance(key, str) else None
+            # A name that cannot be stored cannot be sent back as it is either.
+            shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+            inner = _join(path, shown)
+            if problem:
+                errors.append(FieldError(inner, f"names {problem}"))
+            errors.extend(unstorable_text(item, inner))
         return errors
     if isinstance(value, list):
         return [
             error
             for index, item in enumerate(value)
-            for error in nul_characters(item, f"{path}[{index}]")
+            for error in unstorable_text(item, f"{path}[{index}]")
         ]
     return []
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored, or None when it can."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def text_argument(value: str | None, argument: str) -> str | None:
+    """``value``, or a GraphQL error naming ``argument`` when it cannot be
+    compared with stored text."""
+    problem = text_problem(value) if value else None
+    if problem:
+        raise GraphQLError(
+            f"{argument}: {problem}",
+            extensions={"code": "BAD_USER_INPUT", "field": argument},
+        )
+    return value
 
 
 def _join(path: str, name: str) -> str:
@@ -309,7 +333,7 @@ def _policies(spec: PoliciesInput | None, errors: list[FieldError]) -> dict[str,
     if spec.alert_url is not UNSET:
         url = spec.alert_url
         if url is not None:
-            url = _collect(errors, lambda: validate_url(url, "policies.alertUrl"))
+            url = _collect(errors, lambda: target_url(url, "policies.alertUrl"))
         values["alert_url"] = url
     return values
 

@@ -112,6 +112,20 @@ def test_production_masks_unexpected_errors(
     assert "hunter2" not in str(body)
 
 
+def test_a_body_that_is_not_utf8_is_refused_with_400(database_url: str) -> None:
+    """In production, with a valid token, JSON whose bytes are not UTF-8 is the
+    client's mistake: 400 saying so, not a server error."""
+    with api_client(database_url, env="production") as client:
+        response = client.post(
+            "/graphql",
+            content=b'{"query":"\xff"}',
+            headers={"content-type": "application/json"},
+        )
+
+    assert response.status_code == 400, response.text
+    assert "not valid UTF-8" in response.text
+
+
 def test_more_than_fifteen_aliases_are_refused(database_url: str) -> None:
     """A query with sixteen aliases is rejected before it runs."""
     query = "{ " + " ".join(f"a{n}: daemons {{ id }}" for n in range(16)) + " }"

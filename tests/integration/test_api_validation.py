@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from api_helpers import api_client, count_rows, create_job, interval_job
+from fastapi.testclient import TestClient
 
 WEBHOOK = {"webhook": {"url": "https://hooks.example/x"}}
 
@@ -241,5 +242,55 @@ def test_a_payload_that_is_not_valid_unicode_is_refused(database_url: str) -> No
         ).json()["data"]["createJob"]
 
     assert result["__typename"] == "InvalidInput"
-    assert [e["field"] for e in result["errors"]] == ["payload"]
+    assert [e["field"] for e in result["errors"]] == ["payload.x"]
     assert count_rows(database_url, "jobs") == 0
+
+
+def _post_with_lone_surrogate(
+    client: TestClient, query: str, variables: dict[str, Any]
+) -> dict[str, Any]:
+    """Post ``variables`` with every "LONE_SURROGATE" string sent as "\\ud800",
+    as raw JSON text: the client library would refuse to encode it."""
+    body = json.dumps({"query": query, "variables": variables})
+    body = body.replace('"LONE_SURROGATE"', '"\\ud800"')
+    response = client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_name_that_is_not_valid_unicode_is_invalid_input(database_url: str) -> None:
+    """In production, a lone surrogate as a job's name is InvalidInput naming
+    the name, not an unexpected error from the database driver."""
+    query = (
+        "mutation($input: CreateJobInput!) { createJob(input: $input) {"
+        " __typename ... on InvalidInput { errors { field message } } } }"
+    )
+    spec = interval_job("LONE_SURROGATE")
+    with api_client(database_url, env="production") as client:
+        body = _post_with_lone_surrogate(client, query, {"input": spec})
+
+    result = body["data"]["createJob"]
+    assert result["__typename"] == "InvalidInput", body
+    assert result["errors"] == [
+        {
+            "field": "name",
+            "message": "must be valid Unicode text (it holds a lone surrogate)",
+        }
+    ]
+    assert count_rows(database_url, "jobs") == 0
+
+
+def test_a_name_filter_that_is_not_valid_unicode_is_bad_user_input(
+    database_url: str,
+) -> None:
+    """In production, jobs(name:) with a lone surrogate is an error coded
+    BAD_USER_INPUT that names the argument."""
+    query = "query($n: String) { jobs(name: $n) { edges { node { id } } } }"
+    with api_client(database_url, env="production") as client:
+        body = _post_with_lone_surrogate(client, query, {"n": "LONE_SURROGATE"})
+
+    (error,) = body["errors"]
+    assert error["message"].startswith("name: must be valid Unicode text"), error
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "name"}
