@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.egress import EgressPolicy, EgressRefused, ip_literal
+from shared.egress import EgressPolicy, EgressRefused, ip_literal, legacy_ipv4
 from shared.errors import FieldError, InvalidInputError
 
 ActionKind = Literal["webhook", "fetch"]
@@ -157,7 +157,7 @@ def build_action(
     if webhook is not None:
         url_field = field if field.startswith("payload.") else f"{field}.webhook.url"
         errors: list[FieldError] = []
-        url = _collect(errors, _target_url, webhook.get("url"), url_field)
+        url = _collect(errors, target_url, webhook.get("url"), url_field)
         ca_bundle = _collect(
             errors, _ca_bundle, webhook.get("ca_bundle"), f"{field}.webhook.caBundle"
         )
@@ -194,7 +194,7 @@ def build_action(
     if raw_url is not None and raw_url.strip():
         url_field = f"{field}.fetch.url"
         url, credentials = _take_credentials(
-            _target_url(raw_url, url_field), {}, url_field
+            target_url(raw_url, url_field), {}, url_field
         )
     return Action(
         kind="fetch", url=url, secret_headers=sorted(credentials), secrets=credentials
@@ -332,14 +332,18 @@ def _take_credentials(
 MAX_CA_BUNDLE_LENGTH = 64 * 1024
 
 
-def _target_url(value: Any, field: str) -> str:
-    """A run's URL: valid, and not an address no run may ever reach (the
-    daemon checks again when it connects, since names can change)."""
+def target_url(value: Any, field: str) -> str:
+    """A URL a run or an alert is sent to: valid, and not an address no run may
+    ever reach, however it is spelled (the daemon checks again when it
+    connects, since names can change)."""
     url = validate_url(value, field)
     host = urlsplit(url).hostname or ""
-    if ip_literal(host) is not None:
+    address = host if ip_literal(host) is not None else None
+    if address is None and (legacy := legacy_ipv4(host)) is not None:
+        address = str(legacy)
+    if address is not None:
         try:
-            EgressPolicy.permissive().check(host, host)
+            EgressPolicy.permissive().check(host, address)
         except EgressRefused as exc:
             raise InvalidInputError.single(field, str(exc)) from None
     return url

@@ -22,12 +22,19 @@ Addresses that carry an IPv4 address inside an IPv6 one (IPv4-mapped
 ``::ffff:127.0.0.1``, IPv4-compatible, NAT64 ``64:ff9b::/96``, 6to4) are judged
 by the IPv4 address they carry.
 
+A host can spell an IPv4 address in the legacy forms resolvers still read
+(``2852039166``, ``0xa9fea9fe``, ``0251.0376.0251.0376``, ``169.254.43518``
+are all 169.254.169.254): the daemon checks the address its lookup answers,
+and the API, which looks nothing up, reads them with :func:`legacy_ipv4`.
+
 ``shared.connecting`` applies the policy where connections are made.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -240,6 +247,24 @@ def ip_literal(host: str) -> Address | None:
     try:
         return parse_address(host)
     except ValueError:
+        return None
+
+
+# All a legacy IPv4 spelling holds: digits, hex digits, dots and 0x prefixes.
+# inet_aton alone would also take "1.2.3.4 anything".
+_LEGACY_IPV4 = re.compile(r"[0-9a-fA-FxX.]+")
+
+
+def legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a URL host spells in a form ``ipaddress`` does not read
+    but resolvers do (decimal, hexadecimal, octal, fewer than four parts, a
+    trailing dot), as ``inet_aton`` reads it; None for anything else."""
+    bare = host.removesuffix(".")
+    if not _LEGACY_IPV4.fullmatch(bare):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(bare))
+    except OSError:
         return None
 
 

@@ -45,6 +45,57 @@ def test_an_address_no_run_may_reach_is_refused_at_create_time(
     assert count_rows(database_url, "jobs") == 0
 
 
+# 169.254.169.254 as resolvers also read it: one number, hexadecimal, octal,
+# three parts, and with the trailing dot of a fully qualified name.
+LEGACY_METADATA = [
+    "http://2852039166/",
+    "http://0xa9fea9fe/latest/meta-data/",
+    "http://0251.0376.0251.0376/",
+    "http://169.254.43518/",
+    "http://0xA9.0xFE.0xA9.0xFE:80/",
+    "http://169.254.169.254./",
+]
+
+
+@pytest.mark.parametrize("url", LEGACY_METADATA)
+def test_an_address_no_run_may_reach_is_refused_in_its_legacy_spellings(
+    database_url: str, url: str
+) -> None:
+    result = create(database_url, {"webhook": {"url": url}})
+
+    assert result["__typename"] == "InvalidInput", result
+    [error] = result["errors"]
+    assert error["field"] == "action.webhook.url"
+    message = error["message"]
+    assert "169.254.169.254" in message and "never allowed" in message
+    assert count_rows(database_url, "jobs") == 0
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/", *LEGACY_METADATA[:2]])
+def test_an_alert_url_no_run_may_reach_is_refused_at_create_time(
+    database_url: str, url: str
+) -> None:
+    with api_client(database_url) as client:
+        spec = interval_job(policies={"alertUrl": url})
+        result = graphql(client, CREATE, {"input": spec})["createJob"]
+
+    assert result["__typename"] == "InvalidInput", result
+    [error] = result["errors"]
+    assert error["field"] == "policies.alertUrl"
+    assert "never allowed" in error["message"]
+    assert count_rows(database_url, "jobs") == 0
+
+
+def test_names_and_public_addresses_are_not_taken_for_legacy_spellings(
+    database_url: str,
+) -> None:
+    """Hosts made of hex letters are names, and a short form of a public
+    address is left to the daemon's settings like any other."""
+    for url in ["http://cafe.example/", "http://deadbeef/", "http://8.8.2056/"]:
+        result = create(database_url, {"webhook": {"url": url}})
+        assert result["__typename"] == "Job", (url, result)
+
+
 def test_a_private_address_is_accepted_at_create_time(database_url: str) -> None:
     """Whether a private address may be reached is the daemon's setting."""
     result = create(database_url, {"webhook": {"url": "http://10.0.0.5/hook"}})
