@@ -14,7 +14,7 @@ A webhook is signed as Standard Webhooks describe (``shared/signing.py``):
 job has, the previous one too during a rotation. A fetch is a GET with no body,
 to an API Tickwork reads rather than a receiver that must trust it, so it is
 not signed. The job's secret headers are decrypted here, just before sending,
-and go nowhere else.
+and go nowhere else: not to another origin a redirect leads to.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from daemon.queue import Claim, Outcome
+from shared.actions import is_sensitive_header
 from shared.http import (
     ClientIdentity,
     DeliveryError,
@@ -198,6 +199,7 @@ async def _webhook(
         IDEMPOTENCY_HEADER: message_id,
         **signature_headers(keys, message_id, int(time.time()), content),
     }
+    following = action.get("follow_redirects", False)
     response = await client.request(
         "POST",
         url,
@@ -207,12 +209,14 @@ async def _webhook(
         verify_tls=action.get("verify_tls", True),
         ca_bundle=action.get("ca_bundle"),
         identity=_identity(claim, settings, url),
-        follow_redirects=action.get("follow_redirects", False),
+        follow_redirects=following,
         max_body=EXCERPT_BYTES,
+        # Only a redirect can take headers elsewhere.
+        sensitive_headers=_secret_names(action, secret_headers)
+        if following
+        else frozenset(),
     )
-    _require_success(
-        response, "POST", url, following=action.get("follow_redirects", False)
-    )
+    _require_success(response, "POST", url, following=following)
     return response
 
 
@@ -284,6 +288,14 @@ def _open_secrets(
     if until is None or until <= claim.started_at:
         secrets = secrets[:1]
     return headers, [signing_key(secret) for secret in secrets]
+
+
+def _secret_names(action: dict[str, Any], secrets: dict[str, str]) -> frozenset[str]:
+    """The names, in lower case, of the headers that carry secrets: the job's
+    secret headers, and plain headers whose name says they carry a credential
+    (a job stored before such headers were sealed still has them in plain)."""
+    plain = (name for name in action.get("headers", {}) if is_sensitive_header(name))
+    return frozenset(name.lower() for name in (*secrets, *plain))
 
 
 def _identity(claim: Claim, settings: Settings, url: str) -> ClientIdentity | None:

@@ -10,7 +10,8 @@ Every request is bounded: one deadline covers the whole exchange, body included,
 and at most ``max_body`` bytes of the body are read (raw bytes, before any
 decompression, so a compressed bomb cannot blow up memory). Every request is
 also checked against the egress policy (``shared.egress``) before it connects,
-at every redirect hop, on either transport.
+at every redirect hop, on either transport, and a redirect hop to another
+origin goes without the request's secret headers.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from shared.transports import (
     HttpResponse,
     HttpxPool,
     Pool,
+    drop_secrets_across_origins,
     proxy_options,
 )
 
@@ -288,12 +290,16 @@ class HttpClient:
             transport._pool._network_backend = CheckingBackend(
                 self._checking_resolver()
             )
+        # Secret headers are dropped from a hop before it is checked and sent.
+        hooks = [drop_secrets_across_origins]
+        if checked:
+            hooks.append(self._check_request)
         client = httpx.AsyncClient(
             transport=transport,
             headers=DEFAULT_HEADERS,
             follow_redirects=False,
             trust_env=False,
-            event_hooks={"request": [self._check_request] if checked else []},
+            event_hooks={"request": hooks},
         )
         return HttpxPool(client)
 
@@ -356,6 +362,7 @@ class HttpClient:
         follow_redirects: bool = False,
         max_body: int = 64 * 1024,
         checked: bool = True,
+        sensitive_headers: frozenset[str] = frozenset(),
     ) -> HttpResponse:
         """Send one request and read at most ``max_body`` bytes of the answer.
 
@@ -366,6 +373,11 @@ class HttpClient:
         ``identity`` the client certificate it presents. ``checked``
         False skips the egress policy: only for URLs the operator configured.
         Credentials in the URL are sent as a Basic Authorization header.
+
+        ``sensitive_headers`` names (in lower case) the headers that carry
+        secrets: with Authorization and Cookie, they are not sent on to a
+        redirect that leaves the URL's origin (an http URL moving to https on
+        the same host keeps them).
         """
         key = (checked, verify_tls, ca_bundle if verify_tls else None, identity)
         pool = self._pool(key, method, url)
@@ -380,6 +392,7 @@ class HttpClient:
                     follow_redirects=follow_redirects,
                     max_body=max_body,
                     time_limit=time_limit,
+                    sensitive=sensitive_headers,
                 )
         except TimeoutError:
             message = f"{method} {redact_url(url)} timed out after {time_limit:g} s"

@@ -4,7 +4,10 @@ through httpx (``TICKWORK_HTTP_TRANSPORT=httpx``).
 Either way a request sends the same headers, reads the same bounded body and
 follows redirects by the same rules, httpx's: aiohttp is given one hop at a
 time, so that ``shared.http`` can check each hop against the egress policy
-before it connects. A pool here is one connection pool of
+before it connects. One rule is stricter than httpx's own: a hop that leaves
+the request's origin loses every header that carries a secret, not only
+Authorization, so that a target cannot redirect a job's credentials to a
+server of its choosing. A pool here is one connection pool of
 :class:`shared.http.HttpClient`; the client chooses it, and turns what goes
 wrong into a ``DeliveryError``.
 """
@@ -33,6 +36,16 @@ DEFAULT_HEADERS = {"user-agent": USER_AGENT, "accept-encoding": "identity"}
 # Redirects followed for one request at most, as httpx counts them.
 MAX_REDIRECTS = 20
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+# Headers that carry a secret whatever the job says, lower case: they, and the
+# names a request marks sensitive, go to the request's origin only.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
+# Where an httpx request carries its origin and its secret header names, from
+# hop to hop (httpx hands a request's extensions on to its redirects).
+_SECRETS_EXTENSION = "tickwork.secrets"
+
+# Scheme, host and port (the default one when the URL names none).
+Origin = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True)
@@ -69,10 +82,16 @@ class HttpxPool:
         follow_redirects: bool,
         max_body: int,
         time_limit: float,
+        sensitive: frozenset[str] = frozenset(),
     ) -> HttpResponse:
         # Credentials in the URL become a Basic Authorization header once, here,
         # rather than both in the URL and as a header.
         target, auth = _split_credentials(url)
+        extensions: dict[str, Any] = {}
+        if follow_redirects:
+            # Read at every hop by drop_secrets_across_origins.
+            origin = _httpx_origin(httpx.URL(target))
+            extensions[_SECRETS_EXTENSION] = (origin, CREDENTIAL_HEADERS | sensitive)
         async with self._client.stream(
             method,
             target,
@@ -82,6 +101,7 @@ class HttpxPool:
             # Per-phase timeouts guard each step; the deadline bounds the sum.
             timeout=httpx.Timeout(time_limit),
             follow_redirects=follow_redirects,
+            extensions=extensions,
         ) as response:
             body, truncated = await _read_bounded(response, max_body)
             return HttpResponse(
@@ -93,6 +113,29 @@ class HttpxPool:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def drop_secrets_across_origins(request: httpx.Request) -> None:
+    """httpx's request hook: remove the secret headers from a redirect hop
+    that left the origin of the request it follows.
+
+    httpx drops only Authorization on such a hop (and Cookie on every hop), so
+    the job's own secret headers are dropped here, before the hop is sent. The
+    hop is compared with the first request's origin; once dropped, the headers
+    stay dropped for the hops after it, which inherit this one's headers.
+    """
+    secrets = request.extensions.get(_SECRETS_EXTENSION)
+    if secrets is None:
+        return
+    origin, names = secrets
+    if _keeps_secrets(origin, _httpx_origin(request.url)):
+        return
+    for name in names:
+        request.headers.pop(name, None)
+
+
+def _httpx_origin(url: httpx.URL) -> Origin:
+    return url.scheme, url.host, url.port or DEFAULT_PORTS.get(url.scheme)
 
 
 class AiohttpPool:
@@ -123,6 +166,7 @@ class AiohttpPool:
         follow_redirects: bool,
         max_body: int,
         time_limit: float,
+        sensitive: frozenset[str] = frozenset(),
     ) -> HttpResponse:
         target = _aiohttp_target(url)
         where = target.url
@@ -154,7 +198,7 @@ class AiohttpPool:
                 await _read_stream(response.content, max_body)
             redirects += 1
             method, where, headers, content = _redirect(
-                status, location, method, where, headers, content
+                status, location, method, where, headers, content, sensitive
             )
 
     async def aclose(self) -> None:
@@ -254,12 +298,13 @@ def _redirect(
     url: URL,
     headers: dict[str, str] | None,
     content: bytes | None,
+    sensitive: frozenset[str],
 ) -> tuple[str, URL, dict[str, str] | None, bytes | None]:
     """The next hop after ``url`` answered ``status`` with ``location``, made
     as httpx makes it: a relative location is resolved against ``url``; 303,
-    and 301 or 302 after a POST, continue as a GET without the body; the
-    Authorization header goes to the same origin only (or the same host moved
-    to https)."""
+    and 301 or 302 after a POST, continue as a GET without the body. Secret
+    headers (Authorization, Cookie and the ``sensitive`` names, in lower
+    case) go to the same origin only, or to the same host moved to https."""
     import aiohttp
     from yarl import URL
 
@@ -283,18 +328,23 @@ def _redirect(
     ):
         method, content = "GET", None
 
-    if headers and not _keeps_authorization(url, target):
-        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    before = (url.scheme, url.raw_host or "", url.port)
+    after = (target.scheme, target.raw_host or "", target.port)
+    if headers and not _keeps_secrets(before, after):
+        secrets = CREDENTIAL_HEADERS | sensitive
+        headers = {k: v for k, v in headers.items() if k.lower() not in secrets}
     return method, target, headers, content
 
 
-def _keeps_authorization(before: URL, after: URL) -> bool:
-    if before.raw_host != after.raw_host:
-        return False
-    if (before.scheme, before.port) == (after.scheme, after.port):
+def _keeps_secrets(before: Origin, after: Origin) -> bool:
+    """Whether a redirect from ``before`` to ``after`` may carry secret
+    headers: to the same origin, or the same host moved from http to https on
+    the default ports, as httpx decides for Authorization."""
+    if before == after:
         return True
-    upgraded = (before.scheme, before.port, after.scheme, after.port)
-    return upgraded == ("http", 80, "https", 443)
+    (scheme, host, port), (new_scheme, new_host, new_port) = before, after
+    upgraded = (scheme, port, new_scheme, new_port) == ("http", 80, "https", 443)
+    return host == new_host and upgraded
 
 
 def _too_many_redirects(response: aiohttp.ClientResponse) -> BaseException:

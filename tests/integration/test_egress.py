@@ -19,17 +19,20 @@ from urllib.parse import quote, unquote
 import psycopg
 import pytest
 import trustme
+from cryptography.fernet import Fernet
 
 from shared.actions import Action
 from shared.egress import EgressPolicy
 from shared.http import EGRESS_PERMANENT, ClientIdentity, DeliveryError, HttpClient
 from shared.schedule import Schedule
+from shared.secrets import SecretBox, parse_keys, seal_headers
 from tests.support.daemons import one_pass, settings_for, webhook
 from tests.support.dns import StubDns
 from tests.support.hostile import Hostile, server_context
 from tests.support.jobs import attempts_of, db_now, executions_of, insert_job
 from tests.support.proxy import Proxy
 from tests.support.sockets import Connections
+from tests.support.target import Received, Target
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 
@@ -364,6 +367,79 @@ async def test_a_redirect_to_a_private_address_is_refused_at_that_hop(
     # aiohttp sends the path with ':' unquoted; it is the same path.
     assert [unquote(path) for path in allowed.requests] == [unquote(f"/to/{hop}")]
     assert inside.connections == 0
+
+
+# The job's secret headers, sealed as the API stores them, and a credential
+# header kept in plain by a job stored before such headers were sealed.
+REDIRECT_SECRETS = {
+    "Authorization": "Bearer redirect-auth-1c4e",
+    "Cookie": "session=redirect-cookie-8d02",
+    "X-Pin": "redirect-pin-5b7a",
+}
+PLAIN_CREDENTIAL = ("X-Api-Key", "redirect-plain-key-9e31")
+
+
+async def follow_with_secrets(
+    database_url: str, db: psycopg.AsyncConnection, url: str, transport: str
+) -> None:
+    """One run of a job with every kind of secret header that follows
+    redirects from ``url``."""
+    key = Fernet.generate_key().decode()
+    action = webhook(
+        url,
+        follow_redirects=True,
+        headers={"X-Team": "blue", PLAIN_CREDENTIAL[0]: PLAIN_CREDENTIAL[1]},
+        secret_headers=sorted(REDIRECT_SECRETS),
+    )
+    sealed = seal_headers(SecretBox(parse_keys(key)), REDIRECT_SECRETS)
+    job = await one_off(db, action, secret_headers=sealed)
+    await run(
+        database_url,
+        allow_private_targets=True,
+        http_transport=transport,
+        secret_key=key,
+    )
+    assert (await outcome(db, job))["status"] == "SUCCEEDED"
+
+
+def secrets_in(request: Received) -> set[str]:
+    values = request.headers.values()
+    wanted = [*REDIRECT_SECRETS.values(), PLAIN_CREDENTIAL[1]]
+    return {secret for secret in wanted if any(secret in v for v in values)}
+
+
+@TRANSPORTS
+async def test_a_redirect_to_another_origin_goes_without_the_secret_headers(
+    database_url: str, db: psycopg.AsyncConnection, transport: str
+) -> None:
+    """A target redirects to a server on another port, which could be anyone's:
+    Authorization, the cookie, the job's secret header and a header named as
+    a credential stay behind, and the plain headers go on."""
+    with Hostile() as first, Target() as elsewhere:
+        hop = quote(elsewhere.url("/collect"), safe="")
+        await follow_with_secrets(database_url, db, first.url(f"/to/{hop}"), transport)
+        [received] = elsewhere.wait_for(1)
+
+    assert [unquote(path) for path in first.requests] == [unquote(f"/to/{hop}")]
+    assert received.path == "/collect"
+    assert received.headers["x-team"] == "blue"
+    assert secrets_in(received) == set()
+    assert not {"authorization", "cookie", "x-pin", "x-api-key"} & set(received.headers)
+
+
+@TRANSPORTS
+async def test_a_redirect_within_the_origin_keeps_the_secret_headers(
+    database_url: str, db: psycopg.AsyncConnection, transport: str
+) -> None:
+    with Target() as target:
+        await follow_with_secrets(database_url, db, target.url("/redirect"), transport)
+        first, second = target.wait_for(2)
+
+    assert (first.path, second.path) == ("/redirect", "/ok")
+    assert second.headers["x-team"] == "blue"
+    # httpx sends no Cookie header on to any redirect, whatever its origin.
+    kept = set(REDIRECT_SECRETS.values()) - {REDIRECT_SECRETS["Cookie"]}
+    assert secrets_in(second) >= {*kept, PLAIN_CREDENTIAL[1]}
 
 
 # -- certificates --------------------------------------------------------------
