@@ -14,7 +14,8 @@ A webhook is signed as Standard Webhooks describe (``shared/signing.py``):
 job has, the previous one too during a rotation. A fetch is a GET with no body,
 to an API Tickwork reads rather than a receiver that must trust it, so it is
 not signed. The job's secret headers are decrypted here, just before sending,
-and go nowhere else: not to another origin a redirect leads to.
+and go nowhere else: not to another origin a redirect leads to, and not into
+the answers stored for people to read.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from daemon.queue import Claim, Outcome
 from shared.actions import is_sensitive_header
@@ -318,8 +320,9 @@ def _identity(claim: Claim, settings: Settings, url: str) -> ClientIdentity | No
 def _without_secrets(ended: Outcome, secrets: list[str]) -> Outcome:
     """The outcome with the job's secret header values cut out of what is
     stored for people to read: a target that echoes its request (as test
-    services do) must not publish them."""
-    secrets = [secret for secret in secrets if len(secret) >= MIN_SCRUBBED]
+    services do) must not publish them, not even escaped as a JSON string or
+    percent-encoded."""
+    secrets = _spellings(secret for secret in secrets if len(secret) >= MIN_SCRUBBED)
     if not secrets:
         return ended
     return replace(
@@ -328,6 +331,27 @@ def _without_secrets(ended: Outcome, secrets: list[str]) -> Outcome:
         excerpt=_scrubbed(ended.excerpt, secrets),
         result=_scrubbed(ended.result, secrets),
     )
+
+
+def _spellings(secrets: Iterable[str]) -> list[str]:
+    """Each secret as it may appear in an answer: as sent, inside a JSON string
+    (with or without non-ASCII escaped, and with ``/`` escaped as some encoders
+    do) and percent-encoded. Longest first, so that no spelling is cut in part
+    by a shorter one it contains."""
+    forms: set[str] = set()
+    for secret in secrets:
+        escaped = json.dumps(secret)[1:-1]
+        forms.update(
+            (
+                secret,
+                escaped,
+                escaped.replace("/", "\\/"),
+                json.dumps(secret, ensure_ascii=False)[1:-1],
+                quote(secret, safe=""),
+                quote(secret),
+            )
+        )
+    return sorted(forms, key=len, reverse=True)
 
 
 def _scrubbed(value: Any, secrets: list[str]) -> Any:

@@ -544,3 +544,35 @@ async def test_a_target_echoing_its_request_does_not_publish_the_secrets(
     echoed = {k.lower(): v for k, v in fetched["result"]["headers"].items()}
     assert echoed["authorization"] == "…"
     assert basic not in json.dumps(fetched["result"])
+
+
+async def test_a_secret_echoed_inside_a_json_string_is_cut_out_escaped_too(
+    database_url: str, db: psycopg.AsyncConnection, key: str, target: Target
+) -> None:
+    """A secret holding a quote and a backslash appears in an echo as JSON
+    spells it, each with a backslash in front; that spelling is cut out of
+    the stored excerpt too, so a read token cannot see it."""
+    quoted = 'ab"cd\\ef/QUOTEDSECRET'
+    with api_client(database_url) as client:
+        job = create(
+            client, hook(target.url("/echo/quoted"), secretHeaders={"X-Pin": quoted})
+        )
+        assert graphql(client, TRIGGER, {"id": job["id"]})["triggerJob"]
+
+    await one_pass(settings_for(database_url, secret_key=key))
+
+    [request] = target.wait_for(1)
+    assert request.headers["x-pin"] == quoted
+    [execution] = await executions_of(db, job["id"])
+    cur = await db.execute(
+        "SELECT response_excerpt FROM attempts WHERE execution_id = %s",
+        (execution["id"],),
+    )
+    [excerpt] = await cur.fetchone()
+    assert execution["status"] == "SUCCEEDED"
+    assert json.dumps(quoted)[1:-1] not in excerpt
+    echoed = {k.lower(): v for k, v in json.loads(excerpt)["headers"].items()}
+    assert echoed["x-pin"] == "…"
+    with api_client(database_url, scope="read") as reader:
+        shown = json.dumps(graphql(reader, EVERYTHING, {"id": job["id"]}))
+    assert "QUOTEDSECRET" not in shown

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import json
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from cryptography.fernet import Fernet
 from standardwebhooks import Webhook
 
+from daemon.delivery import _scrubbed, _spellings
 from shared.actions import is_sensitive_header
 from shared.http import redact_url, scrub_url
 from shared.secrets import SecretBox, SecretKeyError, key_from_file, parse_keys
@@ -120,6 +123,23 @@ def test_a_library_error_quoting_the_url_is_scrubbed() -> None:
         f"cannot connect to {url} nor https://h.example/a/secret-path", url
     )
     assert text == "cannot connect to https://h.example/a/… nor https://h.example/a/…"
+
+
+def test_an_echoed_secret_is_cut_out_however_the_echo_spells_it() -> None:
+    """As sent, inside a JSON string (with ``/`` escaped or not) and
+    percent-encoded, with or without ``/`` left as it is."""
+    secret = 'ab"cd\\ef/gh ij'
+    echoes = [
+        secret,
+        json.dumps(secret),
+        json.dumps(secret).replace("/", "\\/"),
+        quote(secret, safe=""),
+        quote(secret),
+    ]
+
+    scrubbed = _scrubbed(" | ".join(echoes), _spellings([secret]))
+
+    assert scrubbed == '… | "…" | "…" | … | …'
 
 
 def test_the_first_key_encrypts_and_every_key_decrypts() -> None:
