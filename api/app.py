@@ -16,7 +16,13 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import session
-from api.auth import Authenticator, AuthRefused, auth_is_open, refused_response
+from api.auth import (
+    Authenticator,
+    AuthRefused,
+    LoopbackHostOnly,
+    auth_is_open,
+    refused_response,
+)
 from api.broadcaster import Broadcaster
 from api.context import ApiState
 from api.limits import MAX_BODY_BYTES, BodyLimit
@@ -48,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise ValueError("TICKWORK_DATABASE_URL is not set")
     database_url = settings.database_url
     # Refuses TICKWORK_AUTH=off where it is unsafe, before anything starts.
-    auth_is_open(settings)
+    is_open = auth_is_open(settings)
     metrics = ApiMetrics()
 
     @asynccontextmanager
@@ -84,6 +90,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimit, path="/graphql", max_bytes=MAX_BODY_BYTES)
+    if is_open:
+        # Added last, so it runs first: a request for another host name is
+        # refused before anything else reads it.
+        app.add_middleware(LoopbackHostOnly)
     app.include_router(create_router(development=settings.development))
     app.include_router(session.router)
     # Requests to /graphql refused before GraphQL runs: no or bad credentials.

@@ -12,12 +12,18 @@ The session cookie holds the token itself (HttpOnly, SameSite=Strict), so
 revoking a token also ends its sessions. Requests that the cookie
 authenticates and that change state must come from the API's own origin
 (checked by Origin, else Referer), which stops cross-site request forgery.
+
+In open mode every request must also be addressed to this machine by name
+(:class:`LoopbackHostOnly`): a page elsewhere cannot drive the open API by
+making its own host name resolve to 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -34,6 +40,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
@@ -54,6 +61,9 @@ LAST_USED_INTERVAL_SECONDS = 60.0
 MAX_TOKEN_LENGTH = 512
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORWARDED_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+# A Host header: a name or IPv4 address, or an IPv6 address in brackets, and
+# an optional port. Anything else (user info, paths) is not a plain Host.
+HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\[\]:@/\s]+)(:[0-9]{1,5})?")
 
 SIGN_IN_HINT = (
     "send Authorization: Bearer <token>, or sign in on the page; "
@@ -99,6 +109,64 @@ def is_local_caller(connection: HTTPConnection) -> bool:
         return False
     client = connection.client
     return client is not None and is_loopback_host(client.host)
+
+
+def is_loopback_host_header(value: str | None) -> bool:
+    """Whether a Host header names this machine: localhost, 127.0.0.0/8 or
+    [::1], with any port."""
+    match = HOST_HEADER.fullmatch(value or "")
+    return match is not None and is_loopback_host(match.group(1))
+
+
+class LoopbackHostOnly:
+    """Refuses every request and WebSocket handshake not addressed to a
+    loopback name or address; the app runs it only while authentication is off.
+
+    Checking the caller's address is not enough in open mode: a page on
+    another site can make its own host name resolve to 127.0.0.1 (DNS
+    rebinding), and the browser then sends it from this machine, with that
+    site's name in Host. Tokens protect the API when authentication is on, and
+    proxies in front of it send their own names, so Host is left alone then.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = HTTPConnection(scope).headers.get("host")
+        if is_loopback_host_header(host):
+            await self.app(scope, receive, send)
+            return
+
+        refused = f"Host {host!r}" if host else "a request without a Host header"
+        message = (
+            f"{refused} refused: authentication is off, so this server answers "
+            "only requests addressed to localhost, 127.0.0.1 or [::1]"
+        )
+        logger.warning("request refused, not a loopback Host: host=%r", host)
+        if scope["type"] == "http":
+            prefix = ""
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            prefix = "websocket."  # the server can refuse with a body
+        else:
+            # Closing before accepting refuses the handshake (HTTP 403).
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps({"error": message}).encode()
+        await send(
+            {
+                "type": f"{prefix}http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": f"{prefix}http.response.body", "body": body})
 
 
 def own_origin(connection: HTTPConnection) -> str | None:

@@ -165,9 +165,16 @@ def test_tickwork_api_refuses_anonymous_callers_over_http_and_websocket(
 
 
 async def ws_query(url: str, origin: str, token: str | None) -> dict:
-    """One query over graphql-transport-ws, as a browser on ``origin`` sends it."""
+    """One query over graphql-transport-ws, as a browser on ``origin`` sends it.
+
+    It always connects to this machine, whatever host name ``url`` gives.
+    """
     async with websockets.connect(
-        url, origin=origin, subprotocols=["graphql-transport-ws"], open_timeout=10
+        url,
+        origin=origin,
+        subprotocols=["graphql-transport-ws"],
+        open_timeout=10,
+        host="127.0.0.1",
     ) as ws:
         payload = {"token": token} if token else {}
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
@@ -226,6 +233,14 @@ def test_up_on_loopback_is_open_to_local_callers_and_says_so(
     # A request relayed by a proxy may come from anywhere: it needs a token.
     proxied = post(system, JOBS, **{"X-Forwarded-For": "203.0.113.9"})
     assert (proxied.status_code, code(proxied)) == (401, "UNAUTHENTICATED")
+    # A page elsewhere whose host name now resolves here (DNS rebinding).
+    rebound = f"evil.example:{system.port}"
+    refused = post(system, JOBS, Host=rebound, Origin=f"http://{rebound}")
+    assert refused.status_code == 403
+    assert f"Host {rebound!r} refused" in refused.json()["error"]
+    with pytest.raises(InvalidStatus) as handshake:
+        asyncio.run(ws_query(f"ws://{rebound}/graphql", f"http://{rebound}", None))
+    assert handshake.value.response.status_code == 403
     assert "AUTHENTICATION IS OFF" in log_of(system, "up-0.log")
 
     with psycopg.connect(database_url) as connection:
