@@ -44,12 +44,20 @@ def open_api(
 def test_with_authentication_off_a_banner_says_so(
     page: Any, open_api: Tickwork
 ) -> None:
-    """No sign-in is asked for, and a banner says anyone may change jobs."""
+    """No sign-in is asked for, and a banner says anyone may change jobs.
+
+    The header says no token is needed, and offers no Sign out: there is no
+    session to end.
+    """
     page.goto(open_api.base_url + "/")
     banner = page.locator("#auth-banner")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("Authentication is off — local development")
     expect(page.locator("#sign-in")).to_be_hidden()
+    expect(page.locator("#session-name")).to_have_text(
+        "Open: no token needed (tickwork up on this machine)"
+    )
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
     expect(page.locator("#console")).to_be_visible()
     expect(page.locator("#live")).to_have_attribute("data-state", "live")
     test_job = page.get_by_role("button", name="Run test job now", exact=True)

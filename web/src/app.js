@@ -548,10 +548,18 @@ function showSession() {
   }
   banner.hidden = !(session.open || readOnly);
 
+  // Open mode's caller has no name; a token signed in anyway has one, and
+  // signing out of it is real.
+  const openCaller = session.open && !session.name;
   byId("session").hidden = !session.authenticated;
-  byId("session-name").textContent = session.authenticated
-    ? `Signed in${session.name ? ` as ${session.name}` : ""} (${session.scope})`
-    : "";
+  byId("sign-out").hidden = openCaller;
+  if (openCaller) {
+    byId("session-name").textContent = "Open: no token needed (tickwork up on this machine)";
+  } else {
+    byId("session-name").textContent = session.authenticated
+      ? `Signed in${session.name ? ` as ${session.name}` : ""} (${session.scope})`
+      : "";
+  }
 
   setReadOnly(readOnly);
 }
