@@ -11,7 +11,7 @@ from api.limits import MAX_BODY_BYTES
 from shared.auth import AuthSettingsError
 from shared.logs import configure_logging
 from shared.secrets import SecretKeyError, check_key_for_startup
-from shared.settings import get_settings
+from shared.settings import SettingsError, get_settings
 
 
 def main() -> int:
@@ -20,7 +20,12 @@ def main() -> int:
     except ValueError as exc:
         print(f"tickwork api: {exc}", file=sys.stderr)
         return 2
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"tickwork api: {problem}", file=sys.stderr)
+        return 2
     if not settings.database_url:
         print("tickwork api: set TICKWORK_DATABASE_URL", file=sys.stderr)
         return 2

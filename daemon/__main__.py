@@ -12,7 +12,7 @@ from shared.errors import TickworkError
 from shared.logs import configure_logging
 from shared.schema_version import SchemaVersionError
 from shared.secrets import SecretKeyError, check_key_for_startup
-from shared.settings import get_settings
+from shared.settings import SettingsError, get_settings
 
 logger = logging.getLogger("daemon")
 
@@ -75,6 +75,14 @@ def _run() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    # Read once here, so that a bad setting stops every path with one line per
+    # problem; later calls get the same settings from the cache.
+    try:
+        get_settings()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"tickwork daemon: {problem}", file=sys.stderr)
+        return 2
     if "--check" in args:
         return asyncio.run(_check())
     try:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shared.logs import configure_logging
-from shared.settings import AuthMode, get_settings
+from shared.settings import AuthMode, SettingsError, get_settings
 
 if TYPE_CHECKING:
     from shared.auth import TokenInfo
@@ -34,8 +34,17 @@ SUBCOMMANDS = ("up", "api", "daemon", "migrate", "token")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except SettingsError as exc:
+        # `api` and `daemon` say this themselves, in the process they become.
+        for problem in exc.problems:
+            print(f"tickwork {args.command}: {problem}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "api":
         if os.environ.get("TICKWORK_AUTH", "").strip().lower() == AuthMode.OFF:
             print(

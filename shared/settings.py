@@ -8,16 +8,28 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.actions import validate_url
 from shared.egress import EgressPolicy, ip_literal, parse_rules
-from shared.errors import InvalidInputError
+from shared.errors import InvalidInputError, TickworkError
 from shared.secrets import SecretKeyError, parse_keys
 
 # A bootstrap token is a password that never expires: refuse short ones.
 MIN_BOOTSTRAP_TOKEN_LENGTH = 32
+
+
+class SettingsError(TickworkError):
+    """Environment variables that do not make valid settings.
+
+    ``problems`` holds one line per bad variable, naming it as it is set
+    (``TICKWORK_PORT: ...``) rather than as the field it fills.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class Environment(StrEnum):
@@ -307,5 +319,29 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment.
+
+    Raises SettingsError, naming each bad variable, if they are not valid.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(settings_problems(exc)) from exc
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per error of ``exc``: the environment variable and what is wrong.
+
+    The value itself is left out, as it may be a key or a token.
+    """
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        # A validator's own ValueError reads better without pydantic's
+        # "Value error, " in front of it.
+        cause = (error.get("ctx") or {}).get("error")
+        message = str(cause) if isinstance(cause, ValueError) else error["msg"]
+        if field:
+            message = f"TICKWORK_{field.upper()}: {message}"
+        problems.append(message)
+    return problems
