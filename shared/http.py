@@ -27,6 +27,7 @@ from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -297,6 +298,9 @@ class HttpClient:
         client = httpx.AsyncClient(
             transport=transport,
             headers=DEFAULT_HEADERS,
+            # Runs of different jobs share this client: a cookie one target
+            # sets must not travel with another job's request.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             follow_redirects=False,
             trust_env=False,
             event_hooks={"request": hooks},

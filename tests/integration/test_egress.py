@@ -409,6 +409,27 @@ def secrets_in(request: Received) -> set[str]:
 
 
 @TRANSPORTS
+async def test_a_cookie_one_target_sets_is_not_sent_with_later_requests(
+    transport: str,
+) -> None:
+    """Runs of every job share the daemon's client: a cookie one target sets
+    must not travel with the next request to that host, which may be another
+    job's."""
+    client = HttpClient(transport=transport, egress=EgressPolicy.permissive())
+    try:
+        with Target() as target:
+            for path in ("/set-cookie", "/ok"):
+                response = await client.request("GET", target.url(path), time_limit=5)
+                assert response.status == 200
+            later = target.requests[-1]
+    finally:
+        await client.aclose()
+
+    assert later.path == "/ok"
+    assert "cookie" not in later.headers
+
+
+@TRANSPORTS
 async def test_a_redirect_to_another_origin_goes_without_the_secret_headers(
     database_url: str, db: psycopg.AsyncConnection, transport: str
 ) -> None:

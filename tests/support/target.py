@@ -11,7 +11,8 @@ it, and records every request it receives. Paths choose the behaviour:
 * ``/slow/<seconds>``: answers after that long;
 * ``/binary``: 200 with a body of NUL bytes and bytes that are not UTF-8;
 * ``/json-nul``: 200 with JSON whose string holds a NUL character;
-* ``/echo``: 200 with the request's headers as JSON, as test services answer.
+* ``/echo``: 200 with the request's headers as JSON, as test services answer;
+* ``/set-cookie``: 200 with a ``Set-Cookie`` header for the whole host.
 """
 
 from __future__ import annotations
@@ -148,4 +149,6 @@ class Target:
             time.sleep(float(parts[1]))
         if parts[0] == "json-nul":
             return 200, {"text": "a\x00b"}, {}
+        if parts[0] == "set-cookie":
+            return 200, {"ok": True}, {"set-cookie": "session=from-target; Path=/"}
         return 200, {"ok": True}, {}
