@@ -138,7 +138,9 @@ def check_key_for_startup(settings: Settings) -> None:
     if not settings.development:
         raise SecretKeyError(
             f"{KEY_SETTING} must be set in production: it encrypts job secrets "
-            f"and signing keys; {MAKE_KEY_HINT}"
+            "and signing keys. Give every process of one deployment the same "
+            f"key (tickwork up keeps its own in .tickwork/{KEY_FILE_NAME}); for "
+            f"a new deployment, {MAKE_KEY_HINT}"
         )
     logger.warning(
         "%s is not set: webhooks go unsigned and no secret header can be stored",
@@ -242,13 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     TICKWORK_SECRET_KEY, rewrite every job's secrets under it."""
     import sys
 
-    from shared.settings import get_settings
+    from shared.settings import SettingsError, get_settings
 
     args = sys.argv[1:] if argv is None else argv
     if args != ["reseal"]:
         print("usage: python -m shared.secrets reseal", file=sys.stderr)
         return 2
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"reseal: {problem}", file=sys.stderr)
+        return 2
     if not settings.database_url:
         print("reseal: set TICKWORK_DATABASE_URL", file=sys.stderr)
         return 2
