@@ -239,7 +239,10 @@ WITH input AS (
         updated_at = CASE WHEN d.state IS NULL THEN j.updated_at
             ELSE tickwork_now() END
     FROM decided d
+    -- Most results change nothing on the job (a success after a success):
+    -- those rows are left alone rather than rewritten.
     WHERE j.id = d.id
+      AND (d.state IS NOT NULL OR j.consecutive_failures <> d.failures)
     RETURNING j.id, j.name, j.alert_url, j.state_reason, d.state AS decided
 ), failed_alerts AS (
     INSERT INTO alerts (job_id, execution_id, kind, payload)
