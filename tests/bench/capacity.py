@@ -1,4 +1,5 @@
-"""Capacity: N interval jobs every second, on one daemon.
+"""Capacity: N interval jobs every second, on one daemon (or
+``--capacity-daemons``).
 
 The jobs' anchors are spread evenly over one second, so the demand is N fires
 per second, evenly. After a warm-up, every fire time in the measured window
@@ -34,7 +35,11 @@ WARM_UP = 5.0
 def run(session: Session) -> dict[str, Any]:
     levels = (100, 200) if session.quick else (500, 1000, 2000)
     window = 5.0 if session.quick else session.capacity_window
-    figures: dict[str, Any] = {"window_s": window, "settings": SETTINGS}
+    figures: dict[str, Any] = {
+        "window_s": window,
+        "settings": SETTINGS,
+        "daemons": session.capacity_daemons,
+    }
     for jobs in levels:
         rate, late, p99 = Figure(), Figure(), Figure()
         for rep in range(session.reps):
@@ -58,11 +63,15 @@ def _once(session: Session, jobs: int, window: float, rep: int) -> dict[str, Any
         tickwork(url, session.log_dir(name), **SETTINGS) as processes,
         session.server.connect(name) as conn,
     ):
-        processes.start("daemon")
+        daemons = session.capacity_daemons
+        for _ in range(daemons):
+            processes.start("daemon")
         wait_for(
-            lambda: conn.execute("SELECT count(*) FROM daemons").fetchone()[0],
+            lambda: (
+                conn.execute("SELECT count(*) FROM daemons").fetchone()[0] == daemons
+            ),
             30,
-            "the daemon to register",
+            "the daemons to register",
         )
         base = db_now(conn).replace(microsecond=0) + timedelta(seconds=2)
         anchors = [base + timedelta(seconds=i / jobs) for i in range(jobs)]

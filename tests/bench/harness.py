@@ -199,6 +199,8 @@ class Session:
     # Seconds each capacity level is measured for, after its warm-up: with it,
     # the jobs run for a minute.
     capacity_window: float = 55.0
+    # Daemons the capacity scenario runs (one: what a single process keeps up with).
+    capacity_daemons: int = 1
 
     def log_dir(self, name: str) -> Path:
         path = self.work_dir / "logs" / name

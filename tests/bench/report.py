@@ -139,6 +139,8 @@ def _rows(scenarios: dict[str, Any]):
         c = scenarios["capacity"]
         for level in (k for k in c if k.isdigit()):
             label = f"{int(level):,} jobs every 1 s"
+            if c.get("daemons", 1) > 1:
+                label += f", {c['daemons']} daemons"
             yield "capacity", f"{label}: fires/s", c[level]["fires_per_s"]
             yield "capacity", f"{label}: fires > 1 s late", c[level]["late"]
             yield "capacity", f"{label}: lag p99 ms", c[level]["lag_p99_ms"]

@@ -60,6 +60,12 @@ def main() -> int:
     parser.add_argument(
         "--reps", type=int, help="runs per scenario (default 3, 1 with --quick)"
     )
+    parser.add_argument(
+        "--capacity-daemons",
+        type=int,
+        default=1,
+        help="daemons sharing the capacity scenario's jobs (default 1)",
+    )
     args = parser.parse_args()
     if args.reps is None:
         args.reps = 1 if args.quick else 3
@@ -77,7 +83,13 @@ def main() -> int:
         server = Server(Path(tmp))
         server.start()
         try:
-            session = Session(server, RESULTS, args.quick, args.reps)
+            session = Session(
+                server,
+                RESULTS,
+                args.quick,
+                args.reps,
+                capacity_daemons=args.capacity_daemons,
+            )
             results: dict[str, Any] = {
                 "machine": _machine(),
                 "versions": _versions(server),
