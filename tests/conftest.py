@@ -20,6 +20,7 @@ import pytest
 
 from shared.db import libpq_url, with_database
 from shared.migrate import upgrade
+from tests.support.processes import left_running
 from tests.support.target import Target
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -84,3 +85,10 @@ async def db(database_url: str) -> AsyncIterator[psycopg.AsyncConnection]:
         database_url, autocommit=True
     ) as conn:
         yield conn
+
+
+@pytest.fixture(autouse=True)
+def _no_processes_left() -> Iterator[None]:
+    """A test that fails half way must not leave tickwork processes running."""
+    with left_running():
+        yield

@@ -8,9 +8,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -27,10 +29,14 @@ class Tickwork:
     """The API and daemons of one test, as real processes.
 
     They accept ``token``, a write token given as TICKWORK_BOOTSTRAP_TOKEN;
-    ``headers`` carry it.
+    ``headers`` carry it. Whatever a test leaves running is stopped when the
+    test ends (:func:`left_running`), also when it fails half way.
     """
 
+    live: ClassVar[weakref.WeakSet[Tickwork]] = weakref.WeakSet()
+
     def __init__(self, database_url: str, log_dir: Path, **settings: str) -> None:
+        Tickwork.live.add(self)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.token = new_token()
@@ -125,6 +131,19 @@ class Tickwork:
                 process.kill()
                 codes.append(process.wait())
         return codes
+
+
+@contextmanager
+def left_running() -> Iterator[None]:
+    """Stop, when the block ends, the processes of every Tickwork made in it
+    that still runs some; those made before (a shared fixture's) are left."""
+    before = set(Tickwork.live)
+    try:
+        yield
+    finally:
+        for system in set(Tickwork.live) - before:
+            if any(process.poll() is None for process in system.processes):
+                system.stop()
 
 
 def poll(check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
